@@ -1,0 +1,71 @@
+// Python bindings of mtkseg._core.  Argument normalisation lives in mtkseg/ops.py; these
+// entry points validate again and raise mtkseg.errors types, never abort.
+#include "kernels.hpp"
+
+namespace mtkseg {
+namespace {
+
+// Translates native argument errors into mtkseg.errors classes (looked up lazily, GIL held).
+void translate(std::exception_ptr p) {
+    try {
+        if (p) std::rethrow_exception(p);
+    } catch (const ArgumentError& e) {
+        py::object cls = py::module_::import("mtkseg.errors").attr("InvalidArgumentError");
+        PyErr_SetString(cls.ptr(), e.what());
+    } catch (const DTypeError& e) {
+        py::object cls = py::module_::import("mtkseg.errors").attr("InvalidTypeError");
+        PyErr_SetString(cls.ptr(), e.what());
+    }
+}
+
+Crop to_crop(std::array<int, 4> c) { return Crop{c[0], c[1], c[2], c[3]}; }
+
+}  // namespace
+}  // namespace mtkseg
+
+PYBIND11_MODULE(_core, m) {
+    using namespace mtkseg;
+    namespace py = pybind11;
+    m.doc() = "mtkseg native kernels (use mtkseg.ops for the documented API)";
+    py::register_exception_translator(&translate);
+
+    m.def("num_threads", &num_threads, "Threads the kernels use.");
+    m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set kernel threads (0 = all cores).");
+
+    m.def("preprocess", &preprocess, py::arg("frame"), py::arg("out"), py::arg("src_format"), py::arg("dst_format"),
+          py::arg("nchw"), py::arg("interpolation"), py::arg("letterbox"), py::arg("pad"), py::arg("mean"),
+          py::arg("std"), py::arg("scale"), py::arg("zero_point"));
+    m.def(
+        "argmax_resize",
+        [](const py::array& logits, py::array& out, std::array<int, 4> crop, int mode) {
+            argmax_resize(logits, out, to_crop(crop), mode);
+        },
+        py::arg("logits"), py::arg("out"), py::arg("crop"), py::arg("mode"));
+    m.def(
+        "labels_resize",
+        [](const py::array& labels, py::array& out, std::array<int, 4> crop) {
+            labels_resize(labels, out, to_crop(crop));
+        },
+        py::arg("labels"), py::arg("out"), py::arg("crop"));
+    m.def(
+        "threshold_resize",
+        [](const py::array& scores, py::array& out, std::array<int, 4> crop, int mode, double threshold) {
+            threshold_resize(scores, out, to_crop(crop), mode, threshold);
+        },
+        py::arg("scores"), py::arg("out"), py::arg("crop"), py::arg("mode"), py::arg("threshold"));
+    m.def(
+        "confidence_resize",
+        [](const py::array& logits, py::array& out, std::array<int, 4> crop, int mode, int64_t class_index,
+           double scale, int64_t zero_point, bool softmax) {
+            confidence_resize(logits, out, to_crop(crop), mode, class_index, scale, zero_point, softmax);
+        },
+        py::arg("logits"), py::arg("out"), py::arg("crop"), py::arg("mode"), py::arg("class_index"), py::arg("scale"),
+        py::arg("zero_point"), py::arg("softmax"));
+    m.def("confusion_matrix", &confusion_matrix, py::arg("gt"), py::arg("pred"), py::arg("num_classes"),
+          py::arg("ignore_index"), py::arg("out"));
+    m.def("overlay", &overlay, py::arg("frame"), py::arg("mask"), py::arg("palette"), py::arg("alpha"), py::arg("out"));
+    m.def("colorize", &colorize, py::arg("mask"), py::arg("palette"), py::arg("out"));
+    m.def("ema_update", &ema_update, py::arg("state"), py::arg("logits"), py::arg("momentum"), py::arg("scale"),
+          py::arg("zero_point"), py::arg("init"));
+    m.def("mode3", &mode3, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("out"));
+}

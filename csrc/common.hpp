@@ -1,0 +1,87 @@
+// Shared helpers of the mtkseg native core: typed errors, array validation, half floats,
+// and a tiny parallel-for.  Kernels validate with the GIL held and compute without it.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace py = pybind11;
+
+namespace mtkseg {
+
+// Raised as mtkseg.errors.InvalidArgumentError (a ValueError) in Python.
+struct ArgumentError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// Raised as mtkseg.errors.InvalidTypeError (a TypeError) in Python.
+struct DTypeError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class DType { U8, I8, U16, I32, I64, F16, F32, Other };
+
+DType dtype_of(const py::array& a);
+const char* dtype_name(DType d);
+std::string shape_str(const py::array& a);
+
+// Checks used by every kernel; `what` names the argument in the message.
+void require_dtype(const py::array& a, const char* what, std::initializer_list<DType> allowed);
+void require_ndim(const py::array& a, const char* what, std::initializer_list<int> allowed);
+void require_nonempty(const py::array& a, const char* what);
+void require_c_contiguous(const py::array& a, const char* what);
+void require_writeable(const py::array& a, const char* what);
+void require_finite(double v, const char* what);
+
+// IEEE half <-> float with round-to-nearest-even (numpy's astype semantics).
+uint16_t float_to_half(float f);
+float half_to_float(uint16_t h);
+// 65536-entry table, built on first use (thread-safe static).
+const float* half_table();
+
+// Threads used by kernels (default: hardware concurrency).
+int num_threads();
+void set_num_threads(int n);
+
+// Runs fn(begin, end) over [0, n) split into up to num_threads() chunks; chunks smaller
+// than min_chunk are not split.  fn must not throw.
+void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
+
+// Geometry of the valid (non-padded) region of a model tensor.
+struct Crop {
+    int x0, y0, w, h;
+};
+
+// One bilinear tap in OpenCV's INTER_LINEAR geometry (half-pixel centres, replicated
+// borders): value = (1 - w) * src[i0] + w * src[i1].
+struct LinearTap {
+    int i0, i1;
+    float w;
+};
+inline LinearTap linear_tap(int d, double scale, int src) {
+    float f = static_cast<float>((d + 0.5) * scale - 0.5);
+    int s = static_cast<int>(std::floor(f));
+    f -= static_cast<float>(s);
+    if (s < 0) {
+        f = 0.f;
+        s = 0;
+    }
+    if (s >= src - 1) {
+        f = 0.f;
+        s = src - 1;
+    }
+    return {s, s + 1 < src ? s + 1 : s, f};
+}
+
+// OpenCV INTER_NEAREST geometry: src index = floor(d * src / dst), clamped.
+inline int nearest_index(int d, double inv_scale, int src) {
+    const int s = static_cast<int>(std::floor(d * inv_scale));
+    return s < src - 1 ? s : src - 1;
+}
+
+}  // namespace mtkseg

@@ -1,0 +1,286 @@
+// uint8 frame -> model input tensor in one pass: resize (bilinear or area), colour order,
+// normalisation or quantisation, optional letterbox, written straight into `dst`.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels.hpp"
+
+namespace mtkseg {
+namespace {
+
+// Horizontal or vertical resampling taps in compressed-row form: destination index i reads
+// src[idx[k]] * weight[k] for k in [start[i], start[i + 1]).
+struct Taps {
+    std::vector<int> start, idx;
+    std::vector<float> weight;
+};
+
+// OpenCV INTER_LINEAR geometry: half-pixel centres, borders replicated.
+Taps linear_taps(int src, int dst) {
+    Taps t;
+    const double scale = 1.0 / (static_cast<double>(dst) / src);  // OpenCV computes it this way
+    t.start.push_back(0);
+    for (int d = 0; d < dst; ++d) {
+        const LinearTap tap = linear_tap(d, scale, src);
+        t.idx.push_back(tap.i0);
+        t.weight.push_back(1.f - tap.w);
+        if (tap.w > 0.f) {
+            t.idx.push_back(tap.i1);
+            t.weight.push_back(tap.w);
+        }
+        t.start.push_back(static_cast<int>(t.idx.size()));
+    }
+    return t;
+}
+
+// OpenCV INTER_AREA geometry for downscaling: each output pixel averages the source area it
+// covers, partially covered source pixels weighted by their covered fraction.
+Taps area_taps(int src, int dst) {
+    Taps t;
+    const double scale = static_cast<double>(src) / dst;
+    t.start.push_back(0);
+    for (int d = 0; d < dst; ++d) {
+        const double f1 = d * scale, f2 = f1 + scale;
+        const double cell = std::min(scale, src - f1);
+        const int s1 = static_cast<int>(std::ceil(f1)), s2 = static_cast<int>(std::floor(f2));
+        if (s1 - f1 > 1e-3) {
+            t.idx.push_back(s1 - 1);
+            t.weight.push_back(static_cast<float>((s1 - f1) / cell));
+        }
+        for (int s = s1; s < s2 && s < src; ++s) {
+            t.idx.push_back(s);
+            t.weight.push_back(static_cast<float>(1.0 / cell));
+        }
+        if (f2 - s2 > 1e-3 && s2 < src) {
+            t.idx.push_back(s2);
+            t.weight.push_back(static_cast<float>(std::min(std::min(f2 - s2, 1.0), cell) / cell));
+        }
+        t.start.push_back(static_cast<int>(t.idx.size()));
+    }
+    return t;
+}
+
+struct SrcView {
+    const uint8_t* data;
+    py::ssize_t sy, sx, sc;  // byte strides
+    int channels_used;       // 1 (gray) or 3 (r, g, b)
+    int ch[3];               // source channel index of r, g, b
+};
+
+// Accumulates weight * (horizontally resampled source row y) into acc (dst_w x channels_used).
+inline void accumulate_row(const SrcView& s, int y, float wy, const Taps& xt, int dst_w, float* acc) {
+    const uint8_t* row = s.data + y * s.sy;
+    if (s.channels_used == 1) {
+        for (int dx = 0; dx < dst_w; ++dx) {
+            float v = 0.f;
+            for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) v += xt.weight[k] * row[xt.idx[k] * s.sx];
+            acc[dx] += wy * v;
+        }
+        return;
+    }
+    const py::ssize_t cr = s.ch[0] * s.sc, cg = s.ch[1] * s.sc, cb = s.ch[2] * s.sc;
+    for (int dx = 0; dx < dst_w; ++dx) {
+        float r = 0.f, g = 0.f, b = 0.f;
+        for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) {
+            const uint8_t* p = row + xt.idx[k] * s.sx;
+            const float w = xt.weight[k];
+            r += w * p[cr];
+            g += w * p[cg];
+            b += w * p[cb];
+        }
+        acc[3 * dx] += wy * r;
+        acc[3 * dx + 1] += wy * g;
+        acc[3 * dx + 2] += wy * b;
+    }
+}
+
+struct DstView {
+    uint8_t* data;
+    py::ssize_t sy, sx, sc;  // byte strides
+    int channels;            // 1 or 3
+    int order[3];            // output channel k takes buffer channel order[k] (r=0, g=1, b=2)
+    bool to_gray;            // colour source, gray model
+    float a[3], b[3];        // value -> a * value + b per output channel
+    DType dtype;
+    float qmin, qmax;
+};
+
+template <typename T>
+inline void store(uint8_t* p, float v, const DstView& d);
+template <>
+inline void store<float>(uint8_t* p, float v, const DstView&) {
+    *reinterpret_cast<float*>(p) = v;
+}
+template <>
+inline void store<uint16_t>(uint8_t* p, float v, const DstView&) {
+    *reinterpret_cast<uint16_t*>(p) = float_to_half(v);
+}
+template <>
+inline void store<int8_t>(uint8_t* p, float v, const DstView& d) {
+    *reinterpret_cast<int8_t*>(p) = static_cast<int8_t>(std::min(d.qmax, std::max(d.qmin, std::nearbyint(v))));
+}
+template <>
+inline void store<uint8_t>(uint8_t* p, float v, const DstView& d) {
+    *p = static_cast<uint8_t>(std::min(d.qmax, std::max(d.qmin, std::nearbyint(v))));
+}
+
+// Writes one row of interpolated pixel values (buffer order r, g, b or gray) into dst.
+template <typename T>
+void write_row(const DstView& d, int y, int x0, int w, const float* buf, int buf_channels) {
+    uint8_t* row = d.data + y * d.sy + x0 * d.sx;
+    for (int x = 0; x < w; ++x) {
+        const float* px = buf + x * buf_channels;
+        uint8_t* out = row + x * d.sx;
+        if (d.channels == 1) {
+            const float v = d.to_gray ? 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2] : px[0];
+            store<T>(out, v * d.a[0] + d.b[0], d);
+        } else {
+            for (int k = 0; k < 3; ++k) {
+                const float v = buf_channels == 1 ? px[0] : px[d.order[k]];
+                store<T>(out + k * d.sc, v * d.a[k] + d.b[k], d);
+            }
+        }
+    }
+}
+
+template <typename T>
+void fill_pad(const DstView& d, int h, int w, const float pad[3]) {
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int k = 0; k < d.channels; ++k)
+                store<T>(d.data + y * d.sy + x * d.sx + k * d.sc, pad[k] * d.a[k] + d.b[k], d);
+}
+
+template <typename T>
+void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int dst_h, int dst_w, int x0, int y0,
+         int rw, int rh, bool pad_needed, const float pad[3]) {
+    if (pad_needed) fill_pad<T>(d, dst_h, dst_w, pad);
+    const int bc = s.channels_used;
+    parallel_for(rh, 16, [&](int64_t b, int64_t e) {
+        std::vector<float> acc(static_cast<size_t>(rw * bc));
+        for (int64_t dy = b; dy < e; ++dy) {
+            std::fill(acc.begin(), acc.end(), 0.f);
+            for (int k = yt.start[dy]; k < yt.start[dy + 1]; ++k)
+                accumulate_row(s, yt.idx[k], yt.weight[k], xt, rw, acc.data());
+            write_row<T>(d, y0 + static_cast<int>(dy), x0, rw, acc.data(), bc);
+        }
+    });
+}
+
+int format_channels(PixelFormat f) {
+    switch (f) {
+        case PixelFormat::Gray: return 1;
+        case PixelFormat::RGB:
+        case PixelFormat::BGR: return 3;
+        default: return 4;
+    }
+}
+
+}  // namespace
+
+std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, int src_format, int dst_format,
+                                          bool nchw, int interp, bool letterbox, std::array<double, 3> pad,
+                                          std::array<double, 3> mean, std::array<double, 3> std_, double qscale,
+                                          int64_t qzero) {
+    // ---- validate the frame
+    require_dtype(src, "frame", {DType::U8});
+    require_ndim(src, "frame", {2, 3});
+    require_nonempty(src, "frame");
+    if (src_format < 0 || src_format > 4) throw ArgumentError("src_format: unknown pixel format code");
+    const auto sf = static_cast<PixelFormat>(src_format);
+    const int src_c = src.ndim() == 2 ? 1 : static_cast<int>(src.shape(2));
+    if (src_c != format_channels(sf))
+        throw ArgumentError("frame: shape " + shape_str(src) + " has " + std::to_string(src_c) +
+                            " channels but its colour format needs " + std::to_string(format_channels(sf)));
+    const int sh = static_cast<int>(src.shape(0)), sw = static_cast<int>(src.shape(1));
+
+    // ---- validate the destination tensor
+    require_dtype(dst, "out", {DType::F32, DType::F16, DType::I8, DType::U8});
+    require_writeable(dst, "out");
+    require_ndim(dst, "out", {3, 4});
+    require_nonempty(dst, "out");
+    const int off = dst.ndim() == 4 ? 1 : 0;
+    if (off && dst.shape(0) != 1) throw ArgumentError("out: batch size must be 1, got shape " + shape_str(dst));
+    const int ax_c = nchw ? off : off + 2, ax_y = nchw ? off + 1 : off, ax_x = nchw ? off + 2 : off + 1;
+    const int dst_c = static_cast<int>(dst.shape(ax_c));
+    const int dh = static_cast<int>(dst.shape(ax_y)), dw = static_cast<int>(dst.shape(ax_x));
+    if (dst_c != 1 && dst_c != 3)
+        throw ArgumentError("out: model input must have 1 or 3 channels, got shape " + shape_str(dst) +
+                            (nchw ? " (NCHW)" : " (NHWC)"));
+    if (dst_format < 0 || dst_format > 2) throw ArgumentError("dst_format: must be gray, rgb or bgr");
+    if ((dst_c == 1) != (dst_format == 0))
+        throw ArgumentError("dst_format: does not match the " + std::to_string(dst_c) + "-channel output tensor");
+    for (int k = 0; k < 3; ++k) {
+        require_finite(mean[k], "mean");
+        require_finite(std_[k], "std");
+        require_finite(pad[k], "pad_value");
+        if (std_[k] == 0.0) throw ArgumentError("std: must be non-zero");
+    }
+    const DType dt = dtype_of(dst);
+    const bool quantised = dt == DType::I8 || dt == DType::U8;
+    if (quantised) {
+        require_finite(qscale, "scale");
+        if (qscale <= 0.0) throw ArgumentError("scale: quantisation scale must be > 0, got " + std::to_string(qscale));
+        const int64_t lo = dt == DType::I8 ? -128 : 0, hi = dt == DType::I8 ? 127 : 255;
+        if (qzero < lo || qzero > hi)
+            throw ArgumentError("zero_point: " + std::to_string(qzero) + " is outside the " + dtype_name(dt) + " range");
+    }
+    if (interp != 0 && interp != 1) throw ArgumentError("interpolation: unknown code");
+
+    // ---- geometry
+    int rw = dw, rh = dh, x0 = 0, y0 = 0;
+    if (letterbox) {
+        const double s = std::min(static_cast<double>(dw) / sw, static_cast<double>(dh) / sh);
+        rw = std::max(1, std::min(dw, static_cast<int>(std::lround(sw * s))));
+        rh = std::max(1, std::min(dh, static_cast<int>(std::lround(sh * s))));
+        x0 = (dw - rw) / 2;
+        y0 = (dh - rh) / 2;
+    }
+    if (interp == 1 && (rw > sw || rh > sh))
+        throw ArgumentError("interpolation: 'area' only downscales, but the frame " + std::to_string(sw) + "x" +
+                            std::to_string(sh) + " is smaller than the target " + std::to_string(rw) + "x" +
+                            std::to_string(rh) + "; use 'linear'");
+
+    SrcView s{static_cast<const uint8_t*>(src.data()), src.strides(0), src.strides(1),
+              src.ndim() == 3 ? src.strides(2) : 0, src_c == 1 ? 1 : 3, {0, 1, 2}};
+    if (sf == PixelFormat::BGR || sf == PixelFormat::BGRA) s.ch[0] = 2, s.ch[2] = 0;
+
+    DstView d{};
+    d.data = static_cast<uint8_t*>(dst.mutable_data());
+    d.sy = dst.strides(ax_y);
+    d.sx = dst.strides(ax_x);
+    d.sc = dst.strides(ax_c);
+    d.channels = dst_c;
+    d.to_gray = dst_c == 1 && src_c != 1;
+    d.order[0] = dst_format == 2 ? 2 : 0;
+    d.order[1] = 1;
+    d.order[2] = dst_format == 2 ? 0 : 2;
+    d.dtype = dt;
+    d.qmin = dt == DType::I8 ? -128.f : 0.f;
+    d.qmax = dt == DType::I8 ? 127.f : 255.f;
+    float padv[3];
+    for (int k = 0; k < 3; ++k) {
+        // mean/std/pad are given per output channel.
+        const double q = quantised ? qscale : 1.0;
+        d.a[k] = static_cast<float>(1.0 / (std_[k] * q));
+        d.b[k] = static_cast<float>(-mean[k] / (std_[k] * q) + (quantised ? static_cast<double>(qzero) : 0.0));
+        padv[k] = static_cast<float>(pad[k]);
+    }
+
+    const Taps xt = interp == 1 ? area_taps(sw, rw) : linear_taps(sw, rw);
+    const Taps yt = interp == 1 ? area_taps(sh, rh) : linear_taps(sh, rh);
+    const bool pad_needed = letterbox && (rw != dw || rh != dh);
+    {
+        py::gil_scoped_release release;
+        switch (dt) {
+            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
+            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
+            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
+            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
+        }
+    }
+    return {x0, y0, rw, rh};
+}
+
+}  // namespace mtkseg

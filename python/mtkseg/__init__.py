@@ -1,0 +1,16 @@
+"""mtkseg: low-power semantic segmentation of road scenes on edge devices.
+
+Quick start::
+
+    import mtkseg
+    seg = mtkseg.Segmenter("model.tflite")     # or Segmenter() for the bundled CamVid model
+    result = seg.run(frame)                     # frame: HxWx3 uint8 BGR
+    result.mask, result.overlay()
+"""
+
+__version__ = "0.1.0"
+
+from . import errors, metrics, ops, viz  # noqa: E402
+from .errors import MtksegError  # noqa: E402
+
+__all__ = ["__version__", "errors", "metrics", "ops", "viz", "MtksegError"]

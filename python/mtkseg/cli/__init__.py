@@ -1,0 +1,53 @@
+"""The ``mtkseg`` command line.
+
+Each sub-command lives in its own module under ``mtkseg.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a handler
+``handler(args) -> int``.  Commands that need the ``train`` extra import TensorFlow
+inside their handler, so ``mtkseg --help`` never needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from ..errors import MtksegError
+
+# Order is the order shown by ``mtkseg --help``.
+COMMAND_MODULES = ("info", "run", "video", "eval", "compare", "bench", "train", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtkseg",
+        description="Low-power semantic segmentation of road scenes on edge devices.",
+    )
+    parser.add_argument("--version", action="version", version=f"mtkseg {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MtksegError as exc:
+        print(f"mtkseg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mtkseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""``mtkseg train``: train the reference UNet on an image/mask folder dataset (train extra)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import TrainingError
+
+HELP = "train a segmentation model (needs the train extra: pip install 'mtkseg[train]')"
+
+
+def _hw(text: str):
+    parts = text.lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 240x320, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _range(text: str):
+    parts = text.replace(",", " ").replace(":", " ").split()
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX, e.g. 0.75,1.5, got {text!r}")
+    return float(parts[0]), float(parts[1])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``mtkseg train`` (shared with ``python -m mtkseg.train``)."""
+    p.add_argument("--data", required=True, help="dataset folder: images/{split}, masks/{split}, classes.json")
+    p.add_argument("--out", default="runs/unet", help="run directory (checkpoints, log.csv, curves.png)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--val-split", default="val")
+    g = p.add_argument_group("model")
+    g.add_argument("--base", type=int, default=12, help="channels of the first level (default 12)")
+    g.add_argument("--depth", type=int, default=5, help="levels incl. bridge (default 5)")
+    g.add_argument("--no-residual", dest="residual", action="store_false", help="plain instead of residual blocks")
+    g.add_argument("--input-size", type=_hw, default=(240, 320), metavar="HxW",
+                   help="deployment/validation size, divisible by 2**(depth-1) (default 240x320)")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--crop", type=_hw, default=None, metavar="HxW", help="train on random crops of this size")
+    g.add_argument("--scale", type=_range, default=None, metavar="MIN,MAX",
+                   help="random scale range around input-size/native (e.g. 0.75,1.5); off by default")
+    g.add_argument("--flip-p", type=float, default=0.5)
+    g.add_argument("--brightness-p", type=float, default=0.1)
+    g.add_argument("--noise-p", type=float, default=0.1)
+    g.add_argument("--noise-std", type=float, default=0.03, help="gaussian noise std on [0,1] images")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--lr", type=float, default=5e-4)
+    g.add_argument("--schedule", choices=("exp", "cosine", "constant"), default="exp",
+                   help="exp: lr*0.8^(epoch/3) (default); cosine: to 0 at --epochs")
+    g.add_argument("--warmup-epochs", type=float, default=0.0)
+    g.add_argument("--l2", type=float, default=5e-5, help="lambda of the L2 penalty on conv kernels")
+    g.add_argument("--class-weights", default=None,
+                   help="'median' (median-frequency from the train masks) or comma-separated weights")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (default 2)")
+    g.add_argument("--val-every", type=int, default=1)
+    g.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
+    g.add_argument("--limit-val", type=int, default=None, help="use the first N validation samples")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def config_from_args(args: argparse.Namespace):
+    """Build a :class:`mtkseg.train.loop.TrainConfig` from parsed arguments."""
+    from ..train.loop import TrainConfig
+
+    weights = args.class_weights
+    if weights is not None and weights != "median":
+        try:
+            weights = [float(v) for v in weights.split(",")]
+        except ValueError:
+            raise TrainingError(f"--class-weights: expected 'median' or numbers, got {args.class_weights!r}") from None
+    return TrainConfig(
+        data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
+        base=args.base, depth=args.depth, residual=args.residual, input_size=args.input_size,
+        crop_size=args.crop, scale_range=args.scale, flip_p=args.flip_p, brightness_p=args.brightness_p,
+        noise_p=args.noise_p, noise_std=args.noise_std, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, schedule=args.schedule, warmup_epochs=args.warmup_epochs, l2=args.l2,
+        class_weights=weights, seed=args.seed, threads=args.threads, limit_train=args.limit_train,
+        limit_val=args.limit_val, val_every=args.val_every, progress=args.progress,
+    )
+
+
+def handler(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from ..train.loop import train
+    except ImportError as exc:
+        raise TrainingError(f"mtkseg train needs the train extra (pip install 'mtkseg[train]'): {exc}") from exc
+    result = train(config_from_args(args), resume=args.resume, log=lambda s: print(s, flush=True))
+    print(f"best val mIoU {100 * result.best_miou:.2f} at epoch {result.best_epoch}; "
+          f"weights: {result.run_dir / 'best.weights.h5'}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help=HELP, description=HELP)
+    add_arguments(p)
+    p.set_defaults(func=handler)

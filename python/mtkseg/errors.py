@@ -1,0 +1,91 @@
+"""Typed exceptions raised by mtkseg.
+
+Every error mtkseg raises derives from :class:`MtksegError`, so one ``except MtksegError``
+catches them all.  Argument errors also derive from the matching built-in
+(``ValueError`` / ``TypeError`` / ``FileNotFoundError``) so generic code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MtksegError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "FrameError",
+    "ModelError",
+    "ModelNotFoundError",
+    "InvalidModelError",
+    "UnsupportedModelError",
+    "UnsupportedOpError",
+    "BackendError",
+    "DelegateError",
+    "SourceError",
+    "StreamError",
+    "DataError",
+    "TrainingError",
+    "ExportError",
+]
+
+
+class MtksegError(Exception):
+    """Base class of every exception raised by mtkseg."""
+
+
+class InvalidArgumentError(MtksegError, ValueError):
+    """An argument has a wrong value, shape or size."""
+
+
+class InvalidTypeError(MtksegError, TypeError):
+    """An argument has a wrong type or dtype."""
+
+
+class FrameError(InvalidArgumentError):
+    """A frame given to a Segmenter is unusable (None, empty, wrong dtype or channel count)."""
+
+
+class ModelError(MtksegError):
+    """A model could not be loaded or used."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """The model file does not exist."""
+
+
+class InvalidModelError(ModelError, ValueError):
+    """The file is not a valid (or is a truncated) TFLite flatbuffer."""
+
+
+class UnsupportedModelError(ModelError):
+    """The model is valid TFLite but its tensors are not a segmentation layout mtkseg supports."""
+
+
+class UnsupportedOpError(ModelError):
+    """The model uses an operator the interpreter backend does not provide."""
+
+
+class BackendError(MtksegError):
+    """No TFLite interpreter backend (ai-edge-litert, tflite-runtime, tensorflow) is usable."""
+
+
+class DelegateError(MtksegError):
+    """A requested hardware delegate or accelerator could not be loaded."""
+
+
+class SourceError(MtksegError):
+    """A video/image source could not be opened or read."""
+
+
+class StreamError(MtksegError):
+    """A stream failed part-way through processing."""
+
+
+class DataError(MtksegError):
+    """A dataset folder is missing files or holds inconsistent images and masks."""
+
+
+class TrainingError(MtksegError):
+    """Training could not start or continue (bad configuration, missing checkpoint)."""
+
+
+class ExportError(MtksegError):
+    """A trained model could not be converted to TFLite."""

@@ -1,0 +1,386 @@
+"""The training loop: epochs of augmented crops, validation, checkpoints, CSV log, resume.
+
+A run directory holds::
+
+    config.json           the TrainConfig (model, data, recipe) and the dataset's classes
+    log.csv               one row per epoch
+    state.json            last finished epoch, best val mIoU and its epoch
+    last.weights.h5       weights after the last finished epoch (the resume point)
+    last.optimizer.npz    Adam state after the last finished epoch (optional for resume)
+    best.weights.h5       weights with the best val mIoU so far
+    best_metrics.json     val metrics of the best epoch
+    curves.png            loss and mIoU curves
+
+``resume=True`` continues from ``last.weights.h5`` at ``state.json``'s epoch + 1; without the
+optimizer file Adam restarts from zero moments (a short blip, then training proceeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..data import SegmentationDataset, median_frequency_weights, resize_image, resize_mask
+from ..errors import InvalidArgumentError, TrainingError
+from ..metrics import ConfusionMatrix, SegmentationMetrics
+
+__all__ = ["TrainConfig", "TrainResult", "train", "configure_threads", "load_run_config"]
+
+LOG_FIELDS = [
+    "epoch", "lr", "train_loss", "train_miou", "val_loss", "val_miou", "val_pixel_acc", "seconds", "images_per_s",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the defaults are the reference recipe)."""
+
+    data: str = ""
+    out: str = "runs/unet"
+    train_split: str = "train"
+    val_split: str = "val"
+    num_classes: Optional[int] = None  # None: from classes.json
+    base: int = 12
+    depth: int = 5
+    residual: bool = True
+    input_size: Tuple[int, int] = (240, 320)  # deployment (export) size, H x W
+    crop_size: Optional[Tuple[int, int]] = None  # None: train on whole frames at input_size
+    scale_range: Optional[Tuple[float, float]] = None  # random scale around input_size / native
+    flip_p: float = 0.5
+    brightness_p: float = 0.1
+    noise_p: float = 0.1
+    noise_std: float = 0.03
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 5e-4
+    schedule: str = "exp"
+    lr_decay: float = 0.8
+    lr_decay_every: float = 3.0
+    warmup_epochs: float = 0.0
+    l2: float = 5e-5
+    class_weights: Optional[Union[str, List[float]]] = None  # None, "median" or a list
+    seed: int = 0
+    threads: int = 2
+    limit_train: Optional[int] = None
+    limit_val: Optional[int] = None
+    val_every: int = 1
+    progress: bool = True
+
+    def validate(self) -> None:
+        if not self.data:
+            raise InvalidArgumentError("data: give the dataset folder (images/, masks/, classes.json)")
+        factor = 2 ** (self.depth - 1)
+        for name, size in (("input_size", self.input_size), ("crop_size", self.crop_size)):
+            if size is None:
+                continue
+            if len(size) != 2 or min(size) < factor or any(int(s) % factor for s in size):
+                raise InvalidArgumentError(
+                    f"{name}: {size} must be two sizes divisible by 2**(depth-1) = {factor}"
+                )
+        if self.epochs < 1 or self.batch_size < 1 or self.val_every < 1:
+            raise InvalidArgumentError("epochs, batch_size and val_every must be >= 1")
+        if self.lr <= 0 or self.l2 < 0:
+            raise InvalidArgumentError(f"lr must be > 0 and l2 >= 0, got lr={self.lr} l2={self.l2}")
+        if self.schedule not in ("exp", "cosine", "constant"):
+            raise InvalidArgumentError(f"schedule: expected exp, cosine or constant, got {self.schedule!r}")
+        if isinstance(self.class_weights, str) and self.class_weights not in ("median",):
+            raise InvalidArgumentError(f"class_weights: expected None, 'median' or a list, got {self.class_weights!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("input_size", "crop_size", "scale_range"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("input_size", "crop_size", "scale_range"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`."""
+
+    run_dir: Path
+    best_epoch: int
+    best_miou: float
+    last_epoch: int
+    best_metrics: Optional[dict] = None
+    history: List[dict] = field(default_factory=list)
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TensorFlow to ``threads`` intra-op threads (call before any TF op runs)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(threads))))
+    except RuntimeError:
+        pass  # already initialised: keep the existing setting
+
+
+def load_run_config(path: Union[str, "os.PathLike[str]"]) -> Tuple[TrainConfig, dict]:
+    """Read ``config.json`` of a run directory (or the file itself): ``(TrainConfig, classes dict)``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if not p.is_file():
+        raise TrainingError(f"{p}: run config not found (a run directory written by `mtkseg train` has one)")
+    doc = json.loads(p.read_text())
+    return TrainConfig.from_dict(doc["train"]), doc.get("classes", {})
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, leave=False, mininterval=0.5 if tty else 60.0, disable=None if tty else False)
+
+
+def _native_size(ds: SegmentationDataset) -> Tuple[int, int]:
+    img, _ = ds[0]
+    return int(img.shape[0]), int(img.shape[1])
+
+
+class _Validator:
+    """Val loss at model resolution and dataset-level metrics at native mask resolution."""
+
+    def __init__(self, model, images, masks_native, input_size, num_classes, class_names, ignore_index, weights):
+        import tensorflow as tf
+
+        from .losses import masked_cross_entropy
+
+        self.model = model
+        self.inputs = np.stack([resize_image(im, input_size) for im in images]).astype(np.float32) / 255.0
+        self.masks_small = np.stack([resize_mask(m, input_size) for m in masks_native])
+        self.masks_native = masks_native
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.ignore_index = ignore_index
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y):
+            logits = model(x, training=False)
+            loss = masked_cross_entropy(y, logits, weights, ignore_index)
+            return loss, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
+
+        self.step = step
+
+    def __call__(self, batch_size: int) -> Tuple[float, SegmentationMetrics]:
+        import cv2
+
+        cm = ConfusionMatrix(self.num_classes, self.ignore_index, self.class_names)
+        losses, counts = [], []
+        for i in range(0, len(self.inputs), batch_size):
+            x, y = self.inputs[i : i + batch_size], self.masks_small[i : i + batch_size]
+            loss, pred = self.step(x, y)
+            losses.append(float(loss))
+            counts.append(int(np.sum(y != self.ignore_index)))
+            for j, p in enumerate(pred.numpy()):
+                gt = self.masks_native[i + j]
+                p_native = cv2.resize(p, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+                cm.update(gt, p_native)
+        val_loss = float(np.average(losses, weights=np.maximum(counts, 1)))
+        return val_loss, cm.results()
+
+
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> TrainResult:
+    """Run (or resume) a training run; see the module docstring for what it writes."""
+    config.validate()
+    run_dir = Path(config.out)
+    state_path = run_dir / "state.json"
+    if resume:
+        if not state_path.is_file() or not (run_dir / "last.weights.h5").is_file():
+            raise TrainingError(
+                f"{run_dir}: nothing to resume (needs state.json and last.weights.h5); drop --resume to start fresh"
+            )
+        saved, _ = load_run_config(run_dir)
+        for key in ("base", "depth", "residual", "num_classes"):
+            if getattr(saved, key) != getattr(config, key) and getattr(config, key) is not None:
+                raise TrainingError(
+                    f"--resume: {key}={getattr(config, key)!r} differs from the run's {getattr(saved, key)!r}"
+                )
+    elif state_path.is_file():
+        raise TrainingError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+
+    configure_threads(config.threads)
+    import keras
+    import tensorflow as tf
+
+    from .losses import conv_kernels, l2_penalty, learning_rate, masked_cross_entropy
+    from .models import count_macs, unet
+    from .pipeline import AugmentConfig, train_dataset
+
+    keras.utils.set_random_seed(config.seed)
+
+    # ---- data (decoded once, kept in memory) ----
+    t0 = time.time()
+    train_ds = SegmentationDataset(config.data, config.train_split)
+    val_ds = SegmentationDataset(config.data, config.val_split)
+    classes = train_ds.classes
+    num_classes = config.num_classes or classes.num_classes
+    if num_classes != classes.num_classes:
+        raise TrainingError(f"num_classes={num_classes} but {config.data}/classes.json has {classes.num_classes}")
+    config.num_classes = num_classes
+    native = _native_size(train_ds)
+    train_images, train_masks = train_ds.load_all(size=native, limit=config.limit_train)
+    val_images, val_masks = val_ds.load_all(limit=config.limit_val)
+    log(f"loaded {len(train_images)} train / {len(val_images)} val samples at {native[1]}x{native[0]} "
+        f"in {time.time() - t0:.1f}s")
+
+    weights_np = None
+    if config.class_weights == "median":
+        weights_np = median_frequency_weights(train_masks, num_classes, classes.ignore_index)
+    elif config.class_weights is not None:
+        weights_np = np.asarray(config.class_weights, np.float32)
+        if weights_np.shape != (num_classes,) or (weights_np < 0).any():
+            raise InvalidArgumentError(f"class_weights: need {num_classes} non-negative values, got {config.class_weights}")
+    if weights_np is not None:
+        log("class weights: " + " ".join(f"{w:.3f}" for w in weights_np))
+    class_weights = None if weights_np is None else tf.constant(weights_np, tf.float32)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"format": "mtkseg-train-run/1", "train": config.to_dict(), "classes": classes.to_dict(),
+           "native_size": list(native), "class_weights": None if weights_np is None else weights_np.tolist()}
+    (run_dir / "config.json").write_text(json.dumps(doc, indent=1))
+
+    # ---- model / optimizer ----
+    model = unet(num_classes, base=config.base, depth=config.depth, residual=config.residual)
+    log(f"model: {model.count_params():,} parameters, "
+        f"{count_macs(model, config.input_size) / 1e9:.2f} GMACs at {config.input_size[0]}x{config.input_size[1]}")
+    optimizer = keras.optimizers.Adam(learning_rate=config.lr)
+    optimizer.build(model.trainable_variables)
+    kernels = conv_kernels(model)
+
+    start_epoch, best_miou, best_epoch = 0, -1.0, -1
+    if resume:
+        state = json.loads(state_path.read_text())
+        model.load_weights(run_dir / "last.weights.h5")
+        opt_path = run_dir / "last.optimizer.npz"
+        if opt_path.is_file():
+            saved_vars = np.load(opt_path)
+            vars_ = optimizer.variables
+            if len(saved_vars.files) == len(vars_):
+                for i, v in enumerate(vars_):
+                    v.assign(saved_vars[f"v{i}"])
+            else:
+                log("warning: optimizer state does not match; Adam restarts from zero moments")
+        else:
+            log("no optimizer state saved; Adam restarts from zero moments")
+        start_epoch = int(state["epoch"]) + 1
+        best_miou, best_epoch = float(state.get("best_miou", -1.0)), int(state.get("best_epoch", -1))
+        log(f"resumed {run_dir} after epoch {start_epoch - 1} (best val mIoU {100 * best_miou:.2f} @ {best_epoch})")
+        _truncate_log(run_dir / "log.csv", start_epoch)
+
+    aug = AugmentConfig(
+        flip_p=config.flip_p, brightness_p=config.brightness_p, noise_p=config.noise_p, noise_std=config.noise_std,
+        scale_range=config.scale_range, crop_size=config.crop_size, ignore_index=classes.ignore_index,
+    )
+    base_scale = config.input_size[0] / native[0]
+    images_t, masks_t = tf.constant(train_images), tf.constant(train_masks)
+    n_train = len(train_images)
+    steps = n_train // config.batch_size if n_train >= config.batch_size else 1
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            ce = masked_cross_entropy(y, logits, class_weights, classes.ignore_index)
+            loss = ce + config.l2 * l2_penalty(kernels) if config.l2 > 0 else ce
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return ce, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
+
+    validator = _Validator(model, val_images, val_masks, config.input_size, num_classes, classes.names,
+                           classes.ignore_index, class_weights)
+    history: List[dict] = []
+    best_metrics = None
+    for epoch in range(start_epoch, config.epochs):
+        t_epoch = time.time()
+        ds = train_dataset(train_images, train_masks, config.batch_size, aug, config.seed, epoch, base_scale,
+                           tuple(config.input_size), images_tensor=images_t, masks_tensor=masks_t)
+        cm = ConfusionMatrix(num_classes, classes.ignore_index, classes.names)
+        loss_sum, n_seen = 0.0, 0
+        for step, (x, y) in enumerate(_progress(ds, steps, f"epoch {epoch}", config.progress)):
+            lr = learning_rate(epoch + step / steps, config.lr, config.schedule, config.epochs,
+                               config.lr_decay, config.lr_decay_every, config.warmup_epochs)
+            optimizer.learning_rate = lr
+            ce, pred = train_step(x, y)
+            ce = float(ce)
+            if not math.isfinite(ce):
+                raise TrainingError(f"epoch {epoch} step {step}: loss is {ce}; lower --lr or check the data")
+            loss_sum += ce * int(x.shape[0])
+            n_seen += int(x.shape[0])
+            cm.update(y.numpy(), pred.numpy())
+        train_seconds = time.time() - t_epoch
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(n_seen, 1), "train_miou": cm.results().miou}
+        if (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs:
+            val_loss, val_metrics = validator(config.batch_size)
+            row.update(val_loss=val_loss, val_miou=val_metrics.miou, val_pixel_acc=val_metrics.pixel_accuracy)
+        else:
+            val_metrics = None
+            row.update(val_loss=float("nan"), val_miou=float("nan"), val_pixel_acc=float("nan"))
+        row.update(seconds=time.time() - t_epoch, images_per_s=n_seen / max(train_seconds, 1e-9))
+        history.append(row)
+
+        model.save_weights(run_dir / "last.weights.h5")
+        np.savez(run_dir / "last.optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+        if val_metrics is not None and val_metrics.miou > best_miou:
+            best_miou, best_epoch = float(val_metrics.miou), epoch
+            shutil.copyfile(run_dir / "last.weights.h5", run_dir / "best.weights.h5")
+            best_metrics = {"epoch": epoch, **val_metrics.to_dict()}
+            (run_dir / "best_metrics.json").write_text(json.dumps(best_metrics, indent=1))
+        _append_log(run_dir / "log.csv", row)
+        state_path.write_text(json.dumps({"epoch": epoch, "best_miou": best_miou, "best_epoch": best_epoch}))
+        try:
+            from .curves import plot_curves
+
+            plot_curves(run_dir / "log.csv", run_dir / "curves.png", title=run_dir.name)
+        except Exception as exc:  # noqa: BLE001 - a plotting problem must not stop training
+            log(f"warning: could not draw curves: {exc}")
+        log(f"epoch {epoch:3d}  lr {lr:.2e}  train loss {row['train_loss']:.4f} mIoU {100 * row['train_miou']:5.2f}  "
+            f"val loss {row['val_loss']:.4f} mIoU {100 * row['val_miou']:5.2f} acc {100 * row['val_pixel_acc']:5.2f}  "
+            f"{row['seconds']:.0f}s ({row['images_per_s']:.2f} img/s)" + ("  *best*" if best_epoch == epoch else ""))
+    if best_epoch < 0:
+        raise TrainingError(f"{run_dir}: no epoch was run (epochs={config.epochs}, resumed at {start_epoch})")
+    return TrainResult(run_dir, best_epoch, best_miou, max(start_epoch, config.epochs) - 1, best_metrics, history)
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in LOG_FIELDS})
+
+
+def _truncate_log(path: Path, next_epoch: int) -> None:
+    """Drop log rows of epochs >= next_epoch (written before an interrupted save)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(float(r["epoch"])) < next_epoch]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,86 @@
+"""Loss terms and learning-rate schedules of the training recipe."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["masked_cross_entropy", "conv_kernels", "l2_penalty", "learning_rate"]
+
+
+def masked_cross_entropy(
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    class_weights: Optional[tf.Tensor] = None,
+    ignore_index: int = 255,
+) -> tf.Tensor:
+    """Pixel-wise softmax cross-entropy averaged over labelled pixels.
+
+    Pixels labelled ``ignore_index`` contribute nothing (neither to the sum nor the count).
+    With ``class_weights`` (C,) the result is the weighted mean
+    ``sum(w[y] * ce) / sum(w[y])`` (PyTorch's ``CrossEntropyLoss(weight=...)``).
+    Returns 0 when a batch has no labelled pixel.
+    """
+    labels = tf.cast(labels, tf.int32)
+    valid = tf.not_equal(labels, ignore_index)
+    safe = tf.where(valid, labels, 0)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=tf.cast(logits, tf.float32))
+    w = tf.cast(valid, tf.float32)
+    if class_weights is not None:
+        w = w * tf.gather(tf.cast(class_weights, tf.float32), safe)
+    return tf.math.divide_no_nan(tf.reduce_sum(ce * w), tf.reduce_sum(w))
+
+
+def conv_kernels(model: keras.Model) -> List[tf.Variable]:
+    """Kernels of every convolution / dense layer (not biases, not BatchNorm parameters)."""
+    kernels = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and getattr(layer, "kernel", None) is not None:
+            kernels.append(layer.kernel)
+    return kernels
+
+
+def l2_penalty(kernels: Sequence[tf.Variable]) -> tf.Tensor:
+    """Sum of squares of the given kernels (multiply by the recipe's lambda)."""
+    if not kernels:
+        return tf.constant(0.0)
+    return tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in kernels])
+
+
+def learning_rate(
+    epoch: float,
+    base_lr: float = 5e-4,
+    schedule: str = "exp",
+    epochs: int = 1,
+    decay: float = 0.8,
+    decay_every: float = 3.0,
+    warmup_epochs: float = 0.0,
+    min_lr: float = 0.0,
+) -> float:
+    """Learning rate at a (fractional) epoch.
+
+    * ``"exp"``: ``base_lr * decay ** (epoch / decay_every)`` (the recipe: 5e-4 * 0.8^(epoch/3));
+    * ``"cosine"``: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``;
+    * ``"constant"``: ``base_lr``.
+
+    A linear warm-up from ``base_lr / 10`` over ``warmup_epochs`` applies to every schedule.
+    """
+    if base_lr <= 0:
+        raise InvalidArgumentError(f"base_lr: must be > 0, got {base_lr}")
+    if schedule == "exp":
+        lr = base_lr * decay ** (epoch / decay_every)
+    elif schedule == "cosine":
+        t = min(max(epoch / max(epochs, 1e-9), 0.0), 1.0)
+        lr = min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+    elif schedule == "constant":
+        lr = base_lr
+    else:
+        raise InvalidArgumentError(f"schedule: expected 'exp', 'cosine' or 'constant', got {schedule!r}")
+    if warmup_epochs > 0 and epoch < warmup_epochs:
+        lr = lr * (0.1 + 0.9 * epoch / warmup_epochs)
+    return float(lr)

