@@ -1,5 +1,7 @@
 // Python bindings of mtkseg._core.  Argument normalisation lives in mtkseg/ops.py; these
 // entry points validate again and raise mtkseg.errors types, never abort.
+#include <pybind11/stl.h>
+
 #include "kernels.hpp"
 
 namespace mtkseg {

@@ -54,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=float, default=0.0)
     g.add_argument("--l2", type=float, default=5e-5, help="lambda of the L2 penalty on conv kernels")
     g.add_argument("--class-weights", default=None,
-                   help="'median' (median-frequency from the train masks) or comma-separated weights")
+                   help="'median' (median-frequency from the train masks), 'median-sqrt' (its square root, "
+                        "milder) or comma-separated weights; default: unweighted")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (default 2)")
@@ -69,11 +70,11 @@ def config_from_args(args: argparse.Namespace):
     from ..train.loop import TrainConfig
 
     weights = args.class_weights
-    if weights is not None and weights != "median":
+    if weights is not None and weights not in ("median", "median-sqrt"):
         try:
             weights = [float(v) for v in weights.split(",")]
         except ValueError:
-            raise TrainingError(f"--class-weights: expected 'median' or numbers, got {args.class_weights!r}") from None
+            raise TrainingError(f"--class-weights: expected 'median', 'median-sqrt' or numbers, got {args.class_weights!r}") from None
     return TrainConfig(
         data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
         base=args.base, depth=args.depth, residual=args.residual, input_size=args.input_size,

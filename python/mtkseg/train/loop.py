@@ -68,7 +68,7 @@ class TrainConfig:
     lr_decay_every: float = 3.0
     warmup_epochs: float = 0.0
     l2: float = 5e-5
-    class_weights: Optional[Union[str, List[float]]] = None  # None, "median" or a list
+    class_weights: Optional[Union[str, List[float]]] = None  # None, "median", "median-sqrt" or a list
     seed: int = 0
     threads: int = 2
     limit_train: Optional[int] = None
@@ -93,8 +93,10 @@ class TrainConfig:
             raise InvalidArgumentError(f"lr must be > 0 and l2 >= 0, got lr={self.lr} l2={self.l2}")
         if self.schedule not in ("exp", "cosine", "constant"):
             raise InvalidArgumentError(f"schedule: expected exp, cosine or constant, got {self.schedule!r}")
-        if isinstance(self.class_weights, str) and self.class_weights not in ("median",):
-            raise InvalidArgumentError(f"class_weights: expected None, 'median' or a list, got {self.class_weights!r}")
+        if isinstance(self.class_weights, str) and self.class_weights not in ("median", "median-sqrt"):
+            raise InvalidArgumentError(
+                f"class_weights: expected None, 'median', 'median-sqrt' or a list, got {self.class_weights!r}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -248,8 +250,10 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         f"in {time.time() - t0:.1f}s")
 
     weights_np = None
-    if config.class_weights == "median":
+    if config.class_weights in ("median", "median-sqrt"):
         weights_np = median_frequency_weights(train_masks, num_classes, classes.ignore_index)
+        if config.class_weights == "median-sqrt":
+            weights_np = np.sqrt(weights_np).astype(np.float32)
     elif config.class_weights is not None:
         weights_np = np.asarray(config.class_weights, np.float32)
         if weights_np.shape != (num_classes,) or (weights_np < 0).any():

@@ -1,0 +1,25 @@
+"""Shared helper of the bench scripts: replace one section of bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine_line() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Put ``markdown`` between ``<!-- name:begin -->`` and ``<!-- name:end -->``."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
