@@ -1,0 +1,61 @@
+"""``mtkseg export``: convert a training checkpoint to TFLite + sidecar JSON (train extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..errors import ExportError
+
+HELP = "convert a training checkpoint to .tflite (float32/float16/dynamic/int8) with its sidecar JSON"
+
+
+def _hw(text: str):
+    parts = text.lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 240x320, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help=HELP, description=HELP)
+    p.add_argument("checkpoint", help="run directory (uses best.weights.h5) or a *.weights.h5 next to config.json")
+    p.add_argument("-o", "--output", required=True, help="output .tflite path (sidecar: same name, .json)")
+    p.add_argument("--quant", choices=("float32", "float16", "dynamic", "int8"), default="int8")
+    p.add_argument("--calib", default=None, metavar="DIR",
+                   help="dataset folder with calibration images (default: the run's training data)")
+    p.add_argument("--calib-split", default="train")
+    p.add_argument("--calib-count", type=int, default=100, metavar="N")
+    p.add_argument("--io-type", choices=("float32", "int8", "uint8"), default="float32",
+                   help="input/output tensor type of int8 models (default float32: quantize inside)")
+    p.add_argument("--input-size", type=_hw, default=None, metavar="HxW", help="default: the run's input size")
+    p.add_argument("--metrics", default=None, metavar="JSON", help="metrics JSON to copy into the sidecar")
+    p.add_argument("--dataset-name", default=None, help="dataset description stored in the sidecar")
+    p.add_argument("--license", dest="license_text", default=None, help="licence note stored in the sidecar")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from ..train.export import export_tflite
+    except ImportError as exc:
+        raise ExportError(f"mtkseg export needs the train extra (pip install 'mtkseg[train]'): {exc}") from exc
+    metrics = None
+    if args.metrics:
+        try:
+            with open(args.metrics) as fh:
+                metrics = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"--metrics {args.metrics}: cannot read JSON ({exc})") from exc
+    res = export_tflite(
+        args.checkpoint, args.output, quant=args.quant, calib_dir=args.calib, calib_split=args.calib_split,
+        calib_count=args.calib_count, io_type=args.io_type, input_size=args.input_size, metrics=metrics,
+        license_text=args.license_text, dataset_name=args.dataset_name,
+    )
+    ops = ", ".join(f"{k}x{v}" for k, v in sorted(res.ops.items()))
+    print(f"wrote {res.model_path} ({res.size_bytes / 1e6:.2f} MB, {res.quant}, io {res.io_type}, "
+          f"input {res.input_size[0]}x{res.input_size[1]}) and {res.sidecar_path}")
+    print(f"ops: {ops}")
+    return 0
