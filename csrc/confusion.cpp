@@ -41,48 +41,57 @@ int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C
     return -1;
 }
 
-// uint8/uint8 fast path: one 256x256 joint histogram per thread, folded into CxC afterwards.
+// uint8/uint8 fast path.  A row table maps each gt value to a histogram row: its class row,
+// a "skip" row for ignore_index or a "bad" row for out-of-range labels; predictions index the
+// row directly (256 wide), so out-of-range predictions land in columns >= C.  The table is
+// small enough for L1, and four interleaved histograms break increment dependency chains.
 int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t C, int64_t ignore, int64_t* out) {
+    const int64_t skip_row = C, bad_row = C + 1, rows = C + 2;
+    uint32_t row_of[256];
+    for (int g = 0; g < 256; ++g) row_of[g] = static_cast<uint32_t>((g == ignore ? skip_row : g < C ? g : bad_row) * 256);
     const int threads = num_threads();
-    std::vector<std::vector<uint32_t>> partial(static_cast<size_t>(threads));
+    std::vector<std::vector<uint64_t>> totals(static_cast<size_t>(threads));
     std::atomic<int> slot{0};
-    // Chunks stay below 2^32 pixels so uint32 counters cannot overflow.
-    const int64_t block = int64_t(1) << 30;
-    for (int64_t start = 0; start < n; start += block) {
-        const int64_t len = std::min(block, n - start);
-        slot.store(0);
-        parallel_for(len, 1 << 16, [&](int64_t b, int64_t e) {
-            std::vector<uint32_t>& hist = partial[static_cast<size_t>(slot.fetch_add(1))];
-            if (hist.empty()) hist.assign(65536, 0);
-            const uint8_t* g = gt + start;
-            const uint8_t* p = pred + start;
-            for (int64_t i = b; i < e; ++i) ++hist[(static_cast<uint32_t>(g[i]) << 8) | p[i]];
-        });
-        for (auto& hist : partial) {
-            if (hist.empty()) continue;
-            for (int g = 0; g < 256; ++g) {
-                if (g == ignore) continue;
-                const uint32_t* row = &hist[static_cast<size_t>(g) << 8];
-                for (int p = 0; p < 256; ++p) {
-                    if (!row[p]) continue;
-                    if (g >= C || p >= C) {
-                        // Locate the offending pixel for the error message.
-                        for (int64_t i = 0; i < n; ++i)
-                            if (gt[i] == g && pred[i] == p) return i;
-                        return 0;
-                    }
-                }
+    parallel_for(n, 1 << 18, [&](int64_t b, int64_t e) {
+        std::vector<uint64_t>& total = totals[static_cast<size_t>(slot.fetch_add(1))];
+        total.assign(static_cast<size_t>(rows * 256), 0);
+        std::vector<uint32_t> h(static_cast<size_t>(4 * rows * 256), 0);
+        const size_t stride = static_cast<size_t>(rows * 256);
+        uint32_t* h0 = h.data();
+        uint32_t* h1 = h0 + stride;
+        uint32_t* h2 = h1 + stride;
+        uint32_t* h3 = h2 + stride;
+        // Flush before uint32 counters could overflow.
+        const int64_t block = int64_t(1) << 30;
+        for (int64_t start = b; start < e; start += block) {
+            const int64_t end = std::min(e, start + block);
+            int64_t i = start;
+            for (; i + 4 <= end; i += 4) {
+                ++h0[row_of[gt[i]] + pred[i]];
+                ++h1[row_of[gt[i + 1]] + pred[i + 1]];
+                ++h2[row_of[gt[i + 2]] + pred[i + 2]];
+                ++h3[row_of[gt[i + 3]] + pred[i + 3]];
+            }
+            for (; i < end; ++i) ++h0[row_of[gt[i]] + pred[i]];
+            for (size_t k = 0; k < stride; ++k) {
+                total[k] += static_cast<uint64_t>(h0[k]) + h1[k] + h2[k] + h3[k];
+                h0[k] = h1[k] = h2[k] = h3[k] = 0;
             }
         }
-        for (auto& hist : partial) {
-            if (hist.empty()) continue;
-            for (int64_t g = 0; g < C && g < 256; ++g) {
-                if (g == ignore) continue;
-                for (int64_t p = 0; p < C && p < 256; ++p) out[g * C + p] += hist[static_cast<size_t>((g << 8) | p)];
-            }
-            std::fill(hist.begin(), hist.end(), 0u);
-        }
+    });
+    std::vector<uint64_t> sum(static_cast<size_t>(rows * 256), 0);
+    for (auto& t : totals)
+        for (size_t k = 0; k < t.size(); ++k) sum[k] += t[k];
+    bool bad = false;
+    for (int p = 0; p < 256; ++p) bad |= sum[static_cast<size_t>(bad_row * 256 + p)] != 0;
+    for (int64_t g = 0; g < C && !bad; ++g)
+        for (int p = static_cast<int>(C); p < 256; ++p) bad |= sum[static_cast<size_t>(g * 256 + p)] != 0;
+    if (bad) {  // locate the first offending pixel for the error message
+        for (int64_t i = 0; i < n; ++i)
+            if (gt[i] != ignore && (gt[i] >= C || pred[i] >= C)) return i;
     }
+    for (int64_t g = 0; g < C; ++g)
+        for (int64_t p = 0; p < C; ++p) out[g * C + p] += static_cast<int64_t>(sum[static_cast<size_t>(g * 256 + p)]);
     return -1;
 }
 
@@ -131,7 +140,7 @@ void confusion_matrix(const py::array& gt, const py::array& pred, int64_t num_cl
     int64_t bad;
     {
         py::gil_scoped_release release;
-        if (gd == DType::U8 && pd == DType::U8)
+        if (gd == DType::U8 && pd == DType::U8 && num_classes <= 256)
             bad = confusion_u8(static_cast<const uint8_t*>(gt.data()), static_cast<const uint8_t*>(pred.data()), n,
                                num_classes, ignore_index, scratch.data());
         else if (gd == DType::U8)

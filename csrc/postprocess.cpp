@@ -2,6 +2,8 @@
 // bilinear resizing, class-index and thresholded single-channel outputs, confidence maps.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.hpp"
@@ -27,6 +29,7 @@ inline float load<uint16_t>(const ScoreView& v, int64_t off) {
 }
 
 // Argmax over classes at (y, x) of the crop; ties go to the lowest class (numpy's rule).
+// Branch-free selects: real logits change winner unpredictably near class borders.
 template <typename T>
 inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
     const int64_t off = v.base + y * v.sy + x * v.sx;
@@ -34,42 +37,73 @@ inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
         const T* p = static_cast<const T*>(v.data) + off;
         T best = p[0];
         int idx = 0;
-        for (int c = 1; c < v.c; ++c)
-            if (p[c] > best) best = p[c], idx = c;
+        for (int c = 1; c < v.c; ++c) {
+            const bool gt = p[c] > best;
+            best = gt ? p[c] : best;
+            idx = gt ? c : idx;
+        }
         return static_cast<uint8_t>(idx);
     }
     float best = load<T>(v, off);
     int idx = 0;
     for (int c = 1; c < v.c; ++c) {
         const float s = load<T>(v, off + c * v.sc);
-        if (s > best) best = s, idx = c;
+        const bool gt = s > best;
+        best = gt ? s : best;
+        idx = gt ? c : idx;
     }
     return static_cast<uint8_t>(idx);
 }
 
+// Work below this many element-operations stays on the calling thread: spawning a thread
+// costs tens of microseconds, more than small kernels take.
+constexpr int64_t kParallelWork = 1 << 18;
+
+inline int64_t rows_per_chunk(int64_t work_per_row) {
+    return std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, work_per_row));
+}
+
 template <typename T>
 void argmax_map(const ScoreView& v, uint8_t* A) {
-    parallel_for(v.h, 32, [&](int64_t b, int64_t e) {
+    parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c), [&](int64_t b, int64_t e) {
         for (int64_t y = b; y < e; ++y)
             for (int x = 0; x < v.w; ++x) A[y * v.w + x] = argmax_at<T>(v, static_cast<int>(y), x);
     });
 }
 
+// Nearest-neighbour upscaling of a uint8 map in OpenCV's INTER_NEAREST geometry.  Source
+// columns map to contiguous runs of output columns; short runs are written as one 8-byte
+// store of the replicated value, and output rows that repeat a source row are copied.
 void nearest_from_map(const uint8_t* A, int h, int w, uint8_t* out, int H, int W) {
     std::vector<int> xs(static_cast<size_t>(W));
     const double ifx = 1.0 / (static_cast<double>(W) / w), ify = 1.0 / (static_cast<double>(H) / h);
     for (int x = 0; x < W; ++x) xs[x] = nearest_index(x, ifx, w);
-    parallel_for(H, 64, [&](int64_t b, int64_t e) {
+    // Run of output columns per source column (0 for columns that are skipped).
+    std::vector<int> run(static_cast<size_t>(w), 0);
+    for (int x = 0; x < W; ++x) ++run[xs[x]];
+    const bool short_runs = *std::max_element(run.begin(), run.end()) <= 8;
+    parallel_for(H, rows_per_chunk(W), [&](int64_t b, int64_t e) {
+        std::vector<uint8_t> scratch(static_cast<size_t>(W) + 8);
         int prev_sy = -1;
         for (int64_t y = b; y < e; ++y) {
             const int sy = nearest_index(static_cast<int>(y), ify, h);
             uint8_t* dst = out + y * W;
             if (sy == prev_sy) {
-                std::copy(dst - W, dst, dst);
+                std::memcpy(dst, dst - W, static_cast<size_t>(W));
                 continue;
             }
             const uint8_t* row = A + static_cast<int64_t>(sy) * w;
-            for (int x = 0; x < W; ++x) dst[x] = row[xs[x]];
+            if (short_runs) {
+                uint8_t* p = scratch.data();
+                for (int x = 0; x < w; ++x) {
+                    const uint64_t rep = row[x] * 0x0101010101010101ull;
+                    std::memcpy(p, &rep, 8);
+                    p += run[x];
+                }
+                std::memcpy(dst, scratch.data(), static_cast<size_t>(W));
+            } else {
+                for (int x = 0; x < W; ++x) dst[x] = row[xs[x]];
+            }
             prev_sy = sy;
         }
     });
@@ -89,7 +123,7 @@ std::vector<LinearTap> taps_for(int src, int dst) {
 template <typename T>
 void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, int W) {
     const std::vector<LinearTap> tx = taps_for(v.w, W), ty = taps_for(v.h, H);
-    parallel_for(H, 16, [&](int64_t b, int64_t e) {
+    parallel_for(H, rows_per_chunk(W * 2), [&](int64_t b, int64_t e) {
         std::vector<uint8_t> uniform(static_cast<size_t>(v.w)), cls(static_cast<size_t>(v.w));
         std::vector<float> top(static_cast<size_t>(v.c)), bot(static_cast<size_t>(v.c));
         for (int64_t y = b; y < e; ++y) {

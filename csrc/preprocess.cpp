@@ -16,24 +16,6 @@ struct Taps {
     std::vector<float> weight;
 };
 
-// OpenCV INTER_LINEAR geometry: half-pixel centres, borders replicated.
-Taps linear_taps(int src, int dst) {
-    Taps t;
-    const double scale = 1.0 / (static_cast<double>(dst) / src);  // OpenCV computes it this way
-    t.start.push_back(0);
-    for (int d = 0; d < dst; ++d) {
-        const LinearTap tap = linear_tap(d, scale, src);
-        t.idx.push_back(tap.i0);
-        t.weight.push_back(1.f - tap.w);
-        if (tap.w > 0.f) {
-            t.idx.push_back(tap.i1);
-            t.weight.push_back(tap.w);
-        }
-        t.start.push_back(static_cast<int>(t.idx.size()));
-    }
-    return t;
-}
-
 // OpenCV INTER_AREA geometry for downscaling: each output pixel averages the source area it
 // covers, partially covered source pixels weighted by their covered fraction.
 Taps area_taps(int src, int dst) {
@@ -116,13 +98,21 @@ template <>
 inline void store<uint16_t>(uint8_t* p, float v, const DstView&) {
     *reinterpret_cast<uint16_t*>(p) = float_to_half(v);
 }
+// Round half to even without a libm call (SSE2 has no round instruction): adding and
+// subtracting 1.5 * 2^23 leaves the nearest integer for |v| < 2^22.  Clamping first keeps v
+// in range (and maps NaN-free inputs only; inputs are finite by construction).
+inline float round_even(float v) {
+    volatile float magic = 12582912.0f;  // volatile: keep the compiler from folding it away
+    const float m = magic;
+    return (v + m) - m;
+}
 template <>
 inline void store<int8_t>(uint8_t* p, float v, const DstView& d) {
-    *reinterpret_cast<int8_t*>(p) = static_cast<int8_t>(std::min(d.qmax, std::max(d.qmin, std::nearbyint(v))));
+    *reinterpret_cast<int8_t*>(p) = static_cast<int8_t>(round_even(std::min(d.qmax, std::max(d.qmin, v))));
 }
 template <>
 inline void store<uint8_t>(uint8_t* p, float v, const DstView& d) {
-    *p = static_cast<uint8_t>(std::min(d.qmax, std::max(d.qmin, std::nearbyint(v))));
+    *p = static_cast<uint8_t>(round_even(std::min(d.qmax, std::max(d.qmin, v))));
 }
 
 // Writes one row of interpolated pixel values (buffer order r, g, b or gray) into dst.
@@ -152,12 +142,54 @@ void fill_pad(const DstView& d, int h, int w, const float pad[3]) {
                 store<T>(d.data + y * d.sy + x * d.sx + k * d.sc, pad[k] * d.a[k] + d.b[k], d);
 }
 
+// Bilinear fast path: exactly two taps per axis, no accumulation buffer passes.
+template <typename T>
+void linear_rows(const SrcView& s, const DstView& d, int sw, int sh, int x0, int y0, int rw, int rh) {
+    const double sx_scale = 1.0 / (static_cast<double>(rw) / sw), sy_scale = 1.0 / (static_cast<double>(rh) / sh);
+    std::vector<py::ssize_t> off0(static_cast<size_t>(rw)), off1(static_cast<size_t>(rw));
+    std::vector<float> wx(static_cast<size_t>(rw));
+    for (int x = 0; x < rw; ++x) {
+        const LinearTap t = linear_tap(x, sx_scale, sw);
+        off0[x] = t.i0 * s.sx;
+        off1[x] = t.i1 * s.sx;
+        wx[x] = t.w;
+    }
+    const int bc = s.channels_used;
+    parallel_for(rh, std::max(1, (1 << 17) / std::max(1, rw * bc)), [&](int64_t b, int64_t e) {
+        std::vector<float> buf(static_cast<size_t>(rw * bc));
+        for (int64_t dy = b; dy < e; ++dy) {
+            const LinearTap ty = linear_tap(static_cast<int>(dy), sy_scale, sh);
+            const uint8_t* r0 = s.data + ty.i0 * s.sy;
+            const uint8_t* r1 = s.data + ty.i1 * s.sy;
+            const float wy = ty.w;
+            float* o = buf.data();
+            for (int x = 0; x < rw; ++x, o += bc) {
+                const uint8_t *a = r0 + off0[x], *bb = r0 + off1[x], *c = r1 + off0[x], *dd = r1 + off1[x];
+                const float w = wx[x];
+                for (int k = 0; k < bc; ++k) {
+                    const py::ssize_t ch = s.ch[k] * s.sc;
+                    const float top = a[ch] + w * (bb[ch] - a[ch]);
+                    const float bot = c[ch] + w * (dd[ch] - c[ch]);
+                    o[k] = top + wy * (bot - top);
+                }
+            }
+            write_row<T>(d, y0 + static_cast<int>(dy), x0, rw, buf.data(), bc);
+        }
+    });
+}
+
 template <typename T>
 void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int dst_h, int dst_w, int x0, int y0,
-         int rw, int rh, bool pad_needed, const float pad[3]) {
+         int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh) {
     if (pad_needed) fill_pad<T>(d, dst_h, dst_w, pad);
+    if (linear) {
+        linear_rows<T>(s, d, sw, sh, x0, y0, rw, rh);
+        return;
+    }
     const int bc = s.channels_used;
-    parallel_for(rh, 16, [&](int64_t b, int64_t e) {
+    // Area: each output row reads about (sh / rh) source rows of sw pixels.
+    const int64_t work_per_row = static_cast<int64_t>(sw) * bc * std::max(1, sh / std::max(1, rh));
+    parallel_for(rh, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, work_per_row)), [&](int64_t b, int64_t e) {
         std::vector<float> acc(static_cast<size_t>(rw * bc));
         for (int64_t dy = b; dy < e; ++dy) {
             std::fill(acc.begin(), acc.end(), 0.f);
@@ -268,16 +300,17 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
         padv[k] = static_cast<float>(pad[k]);
     }
 
-    const Taps xt = interp == 1 ? area_taps(sw, rw) : linear_taps(sw, rw);
-    const Taps yt = interp == 1 ? area_taps(sh, rh) : linear_taps(sh, rh);
+    const bool linear = interp == 0;
+    const Taps xt = linear ? Taps{} : area_taps(sw, rw);
+    const Taps yt = linear ? Taps{} : area_taps(sh, rh);
     const bool pad_needed = letterbox && (rw != dw || rh != dh);
     {
         py::gil_scoped_release release;
         switch (dt) {
-            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
-            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
-            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
-            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv); break;
+            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
+            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
+            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
+            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
         }
     }
     return {x0, y0, rw, rh};

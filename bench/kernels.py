@@ -1,0 +1,150 @@
+"""Benchmark of the native kernels against the obvious numpy/OpenCV/scikit-learn code.
+
+Run:  python bench/kernels.py [--repeats N] [--no-write]
+
+Each row times the mtkseg kernel and its baseline alternately in the same run and prints
+the median times and their ratio (baseline / mtkseg, higher is better).  The table is
+written into bench/RESULTS.md (section "kernels") together with this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Tuple
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import machine_line, write_section  # noqa: E402
+
+from mtkseg import ops  # noqa: E402
+
+
+def timed_pair(a: Callable[[], object], b: Callable[[], object], repeats: int) -> Tuple[float, float]:
+    """Median ms of a and b, interleaved so background load hits both alike."""
+    for f in (a, b):
+        f()
+    ta: List[float] = []
+    tb: List[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a()
+        t1 = time.perf_counter()
+        b()
+        t2 = time.perf_counter()
+        ta.append((t1 - t0) * 1e3)
+        tb.append((t2 - t1) * 1e3)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    # Smooth logits (blobs like a real model) at 192x320 with 6 lane classes.
+    coarse = rng.normal(size=(12, 20, 6)).astype(np.float32)
+    logits_f = np.stack([cv2.resize(coarse[:, :, c], (320, 192), interpolation=cv2.INTER_LINEAR) for c in range(6)], -1) * 30
+    logits_q = np.clip(np.round(logits_f), -128, 127).astype(np.int8)
+    gt = rng.integers(0, 11, (720, 1280)).astype(np.uint8)
+    gt[rng.random(gt.shape) < 0.1] = 255
+    pred = rng.integers(0, 11, (720, 1280)).astype(np.uint8)
+
+    mean = np.zeros(3, np.float32)
+    std = np.full(3, 255.0, np.float32)
+    rows = []
+
+    def add(name: str, target: float, ours: Callable, base: Callable, baseline: str, repeats: int = args.repeats) -> None:
+        t_ours, t_base = timed_pair(ours, base, repeats)
+        ratio = t_base / t_ours
+        rows.append((name, t_ours, t_base, ratio, target, baseline))
+        print(f"{name:<46} mtkseg {t_ours:8.3f} ms  baseline {t_base:8.3f} ms  ratio {ratio:6.1f}x  "
+              f"(target {target:g}x {'met' if ratio >= target else 'MISSED'})", flush=True)
+
+    for interp, cv_interp in (("linear", cv2.INTER_LINEAR), ("area", cv2.INTER_AREA)):
+        out_f = np.empty((1, 192, 320, 3), np.float32)
+        out_q = np.empty((1, 192, 320, 3), np.int8)
+
+        def base_float(ci=cv_interp):
+            img = cv2.cvtColor(cv2.resize(frame, (320, 192), interpolation=ci), cv2.COLOR_BGR2RGB)
+            out_f[0] = (img.astype(np.float32) - mean) / std
+
+        def base_int8(ci=cv_interp):
+            img = cv2.cvtColor(cv2.resize(frame, (320, 192), interpolation=ci), cv2.COLOR_BGR2RGB)
+            q = np.round(((img.astype(np.float32) - mean) / std) / (1 / 255)) - 128
+            out_q[0] = np.clip(q, -128, 127).astype(np.int8)
+
+        add(f"preprocess 1280x720 -> 192x320 f32 ({interp})", 2,
+            lambda i=interp: ops.preprocess(frame, out_f, interpolation=i), base_float,
+            "cv2.resize + cvtColor + numpy normalise")
+        add(f"preprocess 1280x720 -> 192x320 int8 ({interp})", 2,
+            lambda i=interp: ops.preprocess(frame, out_q, interpolation=i, scale=1 / 255, zero_point=-128), base_int8,
+            "cv2.resize + cvtColor + numpy quantise")
+
+    mask = np.empty((720, 1280), np.uint8)
+    for label, logits in (("f32", logits_f), ("int8", logits_q)):
+        add(f"postprocess nearest 192x320x6 {label} -> 720p", 5,
+            lambda lg=logits: ops.postprocess(lg, (720, 1280), out=mask),
+            lambda lg=logits: cv2.resize(np.argmax(lg, -1).astype(np.uint8), (1280, 720), interpolation=cv2.INTER_NEAREST),
+            "np.argmax + cv2.resize(INTER_NEAREST)")
+        lgf = logits.astype(np.float32)
+        add(f"postprocess bilinear 192x320x6 {label} -> 720p", 5,
+            lambda lg=logits: ops.postprocess(lg, (720, 1280), mode="bilinear", out=mask),
+            lambda lg=lgf: np.argmax(np.stack([cv2.resize(lg[:, :, c], (1280, 720), interpolation=cv2.INTER_LINEAR)
+                                              for c in range(6)], -1), -1).astype(np.uint8),
+            "per-class cv2.resize(INTER_LINEAR) + np.argmax", repeats=max(10, args.repeats // 3))
+
+    cm = np.zeros((11, 11), np.int64)
+
+    def bincount():
+        keep = gt != 255
+        return np.bincount(11 * gt[keep].astype(np.int64) + pred[keep], minlength=121).reshape(11, 11)
+
+    add("confusion 720p, 11 classes, 10% ignore", 10,
+        lambda: ops.confusion_matrix(gt, pred, 11, out=cm), bincount, "np.bincount")
+    try:
+        from sklearn.metrics import confusion_matrix as sk_cm
+
+        def sklearn():
+            keep = gt != 255
+            return sk_cm(gt[keep], pred[keep], labels=list(range(11)))
+
+        add("confusion 720p, 11 classes, 10% ignore", 100,
+            lambda: ops.confusion_matrix(gt, pred, 11, out=cm), sklearn, "sklearn.metrics.confusion_matrix", repeats=5)
+    except ImportError:
+        print("scikit-learn not installed: sklearn row skipped")
+
+    pal = np.array(rng.integers(0, 256, (6, 3)), np.uint8)
+    m6 = rng.integers(0, 6, (720, 1280)).astype(np.uint8)
+    add("overlay 720p, alpha 0.5", 1,
+        lambda: ops.overlay(frame, m6, pal, 0.5),
+        lambda: cv2.addWeighted(frame, 0.5, pal[m6], 0.5, 0), "palette[mask] + cv2.addWeighted")
+
+    if not args.no_write:
+        lines = [
+            "## Kernels (`bench/kernels.py`)",
+            "",
+            f"Command: `python bench/kernels.py --repeats {args.repeats}` — {machine_line()}, "
+            f"mtkseg kernel threads: {ops.get_num_threads()}, OpenCV threads: {cv2.getNumThreads()}. "
+            "Ratio = baseline / mtkseg (median ms, interleaved in one run).",
+            "",
+            "| kernel | mtkseg ms | baseline ms | ratio | target | baseline |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for name, t_ours, t_base, ratio, target, baseline in rows:
+            flag = "" if ratio >= target else " (missed)"
+            lines.append(f"| {name} | {t_ours:.3f} | {t_base:.3f} | {ratio:.1f}x{flag} | ≥{target:g}x | {baseline} |")
+        write_section("kernels", "\n".join(lines))
+        print("wrote bench/RESULTS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
