@@ -1,0 +1,142 @@
+"""``mtkseg video``: segment a video file, camera, stream or image folder.
+
+Examples::
+
+    mtkseg video model.tflite dashcam.mp4 -o annotated.mp4 --smoothing ema
+    mtkseg video model.tflite 0 --live --max-frames 300 --masks masks/
+    mtkseg video default "frames/*.png" --fps 10 -o out.avi
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "segment a video file, camera, RTSP/HTTP stream or image folder"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``mtkseg video``."""
+    p.add_argument("model", metavar="MODEL", help="a .tflite segmentation model, or 'default' for the bundled one")
+    p.add_argument("source", metavar="SOURCE",
+                   help="video file, camera index (0), rtsp:// or http(s):// URL, image folder or quoted glob")
+    g = p.add_argument_group("outputs")
+    g.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="annotated video to write (.mp4, .avi, .mkv, .mov, .webm); same size and fps as the source")
+    g.add_argument("--masks", metavar="DIR", default=None, help="write each mask as DIR/<frame index>.png (class ids)")
+    g.add_argument("--color-masks", action="store_true", help="write colour masks instead of class ids to --masks")
+    g.add_argument("--render", choices=("overlay", "colorize", "side-by-side"), default="overlay",
+                   help="what the output video shows (default overlay)")
+    g.add_argument("--alpha", type=_unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--codec", default=None, metavar="FOURCC", help="force a FourCC (default: by extension, e.g. mp4 → avc1, else mp4v)")
+    g = p.add_argument_group("stream")
+    g.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                   help="live mode: process only the newest frame, drop stale ones (default: on for cameras/URLs)")
+    g.add_argument("--every", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
+    g.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N processed frames")
+    g.add_argument("--smoothing", choices=("none", "ema", "mode3"), default="none",
+                   help="temporal smoothing: ema (class-score moving average) or mode3 (majority of 3 masks)")
+    g.add_argument("--ema-momentum", type=float, default=None, metavar="M",
+                   help="weight of the past for --smoothing ema, in [0, 1) (default 0.6)")
+    g.add_argument("--fps", type=_positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--delegate", default="auto", help="interpreter delegate (default auto)")
+    g.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="interpreter threads")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _make_segmenter(args: argparse.Namespace) -> Any:
+    """The Segmenter for ``args`` (a separate function so tests can substitute it)."""
+    from ..segmenter import Segmenter
+
+    model = None if args.model == "default" else args.model
+    return Segmenter(model, delegate=args.delegate, num_threads=args.threads)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..errors import InvalidArgumentError
+    from ..video import MaskSink, VideoSink, open_source, process
+
+    if args.ema_momentum is not None and args.smoothing != "ema":
+        raise InvalidArgumentError("--ema-momentum: only meaningful with --smoothing ema")
+    source = open_source(args.source, live=args.live, fps=args.fps)  # fails fast, before loading the model
+    try:
+        sinks = []
+        if args.output:
+            sinks.append(VideoSink(args.output, codec=args.codec, render=args.render, alpha=args.alpha))
+        if args.masks:
+            sinks.append(MaskSink(args.masks, colorize=args.color_masks))
+        segmenter = _make_segmenter(args)
+    except BaseException:
+        source.close()
+        raise
+    live = source.live
+    try:
+        stats = process(
+            source, segmenter, sinks, progress=args.progress and not live, on_error="warn",
+            live=args.live, every=args.every, max_frames=args.max_frames,
+            smoothing=None if args.smoothing == "none" else args.smoothing, ema_momentum=args.ema_momentum,
+        )
+    except KeyboardInterrupt as exc:
+        stats = getattr(exc, "stats", None)
+        if stats is not None:
+            print(stats.summary())
+        _report_outputs(sinks)
+        print("mtkseg video: interrupted; outputs hold every frame processed so far", file=sys.stderr)
+        return 130
+    print(stats.summary())
+    _report_outputs(sinks)
+    if stats.error is not None:
+        print(f"mtkseg video: error: {stats.error}", file=sys.stderr)
+        print("mtkseg video: outputs hold every frame processed before the error", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report_outputs(sinks: list) -> None:
+    from ..video import MaskSink, VideoSink
+
+    for s in sinks:
+        if isinstance(s, VideoSink) and s.frames_written:
+            h, w = s.size or (0, 0)
+            print(f"wrote {s.path}: {s.frames_written} frames, {w}x{h}, {s.fps:g} fps, codec {s.fourcc}")
+        elif isinstance(s, MaskSink):
+            print(f"wrote {s.frames_written} masks to {s.directory}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("video", help=HELP, description=HELP + ".",
+                              epilog="Exit status: 0 done, 1 error (outputs keep the frames done), 130 Ctrl-C.")
+    add_arguments(p)
+    p.set_defaults(func=handler)

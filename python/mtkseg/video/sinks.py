@@ -1,0 +1,272 @@
+"""Where stream results go: an annotated video file, per-frame mask PNGs, or a callback.
+
+Every sink has ``start(source)`` (called once before the first frame), ``write(frame,
+result)`` and ``close()`` (idempotent; finalises files).  Sinks are context managers.
+
+Video codecs by file extension (the first one this OpenCV build can open wins; the chosen
+one is in :attr:`VideoSink.fourcc` and logged at INFO level when it is not the first):
+
+=========  ========================================================================
+``.mp4``   ``avc1`` (H.264, plays everywhere), then ``mp4v`` (MPEG-4 Part 2; the pip
+``.m4v``   ``opencv-python`` wheels only have this one)
+``.mov``
+``.mkv``   ``avc1``, then ``mp4v``
+``.avi``   ``MJPG`` (Motion JPEG), then ``XVID``
+``.webm``  ``VP80``, then ``VP90``
+=========  ========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from ..errors import InvalidArgumentError, InvalidTypeError, StreamError
+from .sources import Frame, VideoSource
+
+__all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "VIDEO_CODECS", "RENDER_MODES"]
+
+log = logging.getLogger(__name__)
+
+#: Codecs tried for each output extension, in order of preference.
+VIDEO_CODECS: Dict[str, Tuple[str, ...]] = {
+    ".mp4": ("avc1", "mp4v"),
+    ".m4v": ("avc1", "mp4v"),
+    ".mov": ("avc1", "mp4v"),
+    ".mkv": ("avc1", "mp4v"),
+    ".avi": ("MJPG", "XVID"),
+    ".webm": ("VP80", "VP90"),
+}
+#: What :class:`VideoSink` draws: the frame with the mask blended in, the colour mask, or
+#: frame and colour mask side by side.
+RENDER_MODES = ("overlay", "colorize", "side-by-side")
+# (fourcc, extension) pairs this process already failed to open: not retried, so OpenCV's
+# complaints about a missing encoder appear once per process.
+_UNAVAILABLE: set = set()
+
+
+class Sink:
+    """Base class of sinks.  Subclasses implement :meth:`write` and usually :meth:`close`."""
+
+    def start(self, source: VideoSource) -> None:
+        """Called once with the stream's source before the first :meth:`write`."""
+
+    def write(self, frame: Frame, result: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush and finalise.  Idempotent."""
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class VideoSink(Sink):
+    """Write an annotated video with ``cv2.VideoWriter`` (same size as the frames).
+
+    Args:
+        path: output file; the extension picks the codec (see the module docs).  Missing
+            parent folders are created.
+        fps: frame rate of the output; default the source's.  Required for sources without
+            one (folders, iterables) unless given to the stream.
+        codec: a FourCC (e.g. ``"mp4v"``) to use instead of the extension's list; no fallback.
+        render: ``"overlay"`` (default), ``"colorize"``, ``"side-by-side"``, or a function
+            ``render(frame, result) -> HxWx3 uint8 BGR image``.
+        alpha: overlay opacity of the mask (0..1).
+
+    The writer opens on the first frame; every later frame must have the same size.  In live
+    mode the output holds only the processed frames, written at ``fps``.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike],
+        *,
+        fps: Optional[float] = None,
+        codec: Optional[str] = None,
+        render: Union[str, Callable[[Frame, Any], np.ndarray]] = "overlay",
+        alpha: float = 0.5,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path: expected a file path, got {type(path).__name__}")
+        self.path = Path(path)
+        ext = self.path.suffix.lower()
+        if codec is not None:
+            if not isinstance(codec, str) or len(codec) != 4:
+                raise InvalidArgumentError(f"codec: expected a four-character code such as 'mp4v', got {codec!r}")
+            self.codecs: Tuple[str, ...] = (codec,)
+        elif ext in VIDEO_CODECS:
+            self.codecs = VIDEO_CODECS[ext]
+        else:
+            raise InvalidArgumentError(
+                f"path: cannot pick a codec for {str(path)!r}; use one of {', '.join(VIDEO_CODECS)} or pass codec="
+            )
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0):
+            raise InvalidArgumentError(f"fps: expected a positive number, got {fps!r}")
+        if not callable(render) and render not in RENDER_MODES:
+            raise InvalidArgumentError(f"render: expected one of {RENDER_MODES} or a function, got {render!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+            raise InvalidArgumentError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        self.fps = float(fps) if fps is not None else None
+        self.render = render
+        self.alpha = float(alpha)
+        self.fourcc: Optional[str] = None
+        self.size: Optional[Tuple[int, int]] = None  # (height, width) once open
+        self.frames_written = 0
+        self._writer: Optional[cv2.VideoWriter] = None
+        self._closed = False
+
+    def start(self, source: VideoSource) -> None:
+        if self.fps is None:
+            if source.fps is None:
+                raise InvalidArgumentError(
+                    f"fps: {source.name} has no frame rate; pass fps= to VideoSink (or to the stream)"
+                )
+            self.fps = source.fps
+
+    def _image(self, frame: Frame, result: Any) -> np.ndarray:
+        if callable(self.render):
+            image = self.render(frame, result)
+        elif self.render == "overlay":
+            image = result.overlay(frame.image, alpha=self.alpha)
+        elif self.render == "colorize":
+            image = result.colorize()
+        else:
+            image = np.hstack([frame.image, result.colorize()])
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InvalidArgumentError(
+                f"render: must produce an HxWx3 uint8 image, got {getattr(image, 'dtype', type(image).__name__)} "
+                f"{getattr(image, 'shape', '')}"
+            )
+        return image
+
+    def _open(self, size: Tuple[int, int]) -> None:
+        if self.fps is None:
+            raise InvalidArgumentError(f"fps: unknown for {self.path}; pass fps= to VideoSink")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        h, w = size
+        ext = self.path.suffix.lower()
+        for code in self.codecs:
+            if (code, ext) in _UNAVAILABLE and len(self.codecs) > 1:
+                continue
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*code), self.fps, (w, h))
+            if writer.isOpened():
+                if code != self.codecs[0]:
+                    log.info("%s: codec %s is not available in this OpenCV build; writing %s instead",
+                             self.path, self.codecs[0], code)
+                self._writer, self.fourcc, self.size = writer, code, size
+                return
+            writer.release()
+            if os.access(self.path.parent, os.W_OK):
+                _UNAVAILABLE.add((code, ext))
+        raise StreamError(
+            f"cannot write video {str(self.path)!r}: this OpenCV build has none of the codecs {', '.join(self.codecs)} "
+            f"for {self.path.suffix or 'this extension'} (or the folder is not writable); try an .avi or .mp4 path"
+        )
+
+    def write(self, frame: Frame, result: Any) -> None:
+        if self._closed:
+            raise StreamError(f"{self.path}: the video sink is closed")
+        image = self._image(frame, result)
+        size = (int(image.shape[0]), int(image.shape[1]))
+        if self._writer is None:
+            self._open(size)
+        elif size != self.size:
+            raise InvalidArgumentError(
+                f"frame {frame.index}: {size[1]}x{size[0]} differs from the {self.size[1]}x{self.size[0]} "  # type: ignore[index]
+                f"the video {self.path} was opened with; a video file needs one frame size"
+            )
+        self._writer.write(np.ascontiguousarray(image))  # type: ignore[union-attr]
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.release()
+
+    def __repr__(self) -> str:
+        return f"VideoSink({str(self.path)!r}, fps={self.fps}, fourcc={self.fourcc}, frames={self.frames_written})"
+
+
+class MaskSink(Sink):
+    """Write each mask as a PNG into a folder.
+
+    Args:
+        directory: output folder (created if missing).
+        pattern: file name pattern, formatted with ``index`` (source frame index) and
+            ``timestamp_ms``; default ``"{index:06d}.png"``.
+        colorize: write the colour mask (``result.colorize()``) instead of class indices
+            (single-channel PNGs whose values are class ids).
+    """
+
+    def __init__(self, directory: Union[str, os.PathLike], *, pattern: str = "{index:06d}.png", colorize: bool = False) -> None:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise InvalidTypeError(f"directory: expected a folder path, got {type(directory).__name__}")
+        if not isinstance(pattern, str) or not pattern.lower().endswith(".png"):
+            raise InvalidArgumentError(f"pattern: expected a file name pattern ending in .png, got {pattern!r}")
+        try:
+            pattern.format(index=0, timestamp_ms=0.0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InvalidArgumentError(f"pattern: {pattern!r} may only use {{index}} and {{timestamp_ms}} ({exc})") from None
+        self.directory = Path(directory)
+        self.pattern = pattern
+        self.colorize = bool(colorize)
+        self.frames_written = 0
+        if self.directory.exists() and not self.directory.is_dir():
+            raise InvalidArgumentError(f"directory: {str(self.directory)!r} exists and is not a folder")
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: Frame, result: Any) -> None:
+        path = self.directory / self.pattern.format(index=frame.index, timestamp_ms=frame.timestamp_ms)
+        image = result.colorize() if self.colorize else result.mask
+        if not cv2.imwrite(str(path), image):
+            raise StreamError(f"cannot write mask {str(path)!r} (disk full or folder not writable?)")
+        self.frames_written += 1
+
+    def __repr__(self) -> str:
+        return f"MaskSink({str(self.directory)!r}, frames={self.frames_written})"
+
+
+class CallbackSink(Sink):
+    """Call ``fn(frame, result)`` for each processed frame (in order, on the consumer thread)."""
+
+    def __init__(self, fn: Callable[[Frame, Any], Any]) -> None:
+        if not callable(fn):
+            raise InvalidTypeError(f"fn: expected a callable fn(frame, result), got {type(fn).__name__}")
+        self.fn = fn
+
+    def write(self, frame: Frame, result: Any) -> None:
+        self.fn(frame, result)
+
+
+def as_sinks(sink: Union[None, str, os.PathLike, Sink, Sequence[Any]], callback: Optional[Callable] = None) -> list:
+    """Normalise ``sink=`` / ``callback=`` of :func:`~mtkseg.video.process` to a list of sinks.
+
+    A path with a video extension becomes a :class:`VideoSink`; any other path is taken as
+    a folder for a :class:`MaskSink`.
+    """
+    items: list = []
+    if sink is None:
+        pass
+    elif isinstance(sink, Sink):
+        items.append(sink)
+    elif isinstance(sink, (str, os.PathLike)):
+        p = Path(sink)
+        items.append(VideoSink(p) if p.suffix.lower() in VIDEO_CODECS else MaskSink(p))
+    elif isinstance(sink, (list, tuple)):
+        for s in sink:
+            items.extend(as_sinks(s))
+    else:
+        raise InvalidTypeError(f"sink: expected a Sink, a path or a list of them, got {type(sink).__name__}")
+    if callback is not None:
+        items.append(CallbackSink(callback))
+    return items
