@@ -141,7 +141,8 @@ class VideoStream:
         self.segmenter = segmenter
         self.source: VideoSource = open_source(source, live=live, fps=fps)
         self.live = self.source.live if live is None else live
-        self.realtime = (self.live and not self.source.live and self.source.fps is not None) if realtime is None else realtime
+        stored = self.source.kind in ("file", "images")  # media that would otherwise be read as fast as it decodes
+        self.realtime = (self.live and stored and self.source.fps is not None) if realtime is None else realtime
         if self.realtime and self.source.fps is None:
             self.source.close()
             raise InvalidArgumentError(f"realtime: {self.source.name} has no frame rate to pace by; pass fps=")
@@ -437,8 +438,8 @@ def stream(
         every: process every N-th frame only (frame indices 0, N, 2N, ...).
         max_frames: stop after this many processed frames.
         queue_size: frames buffered between stages in file mode.
-        realtime: pace reading at the source frame rate; default True for a file opened in
-            live mode (to simulate a camera), False otherwise.
+        realtime: pace reading at the source frame rate; default True for a video file (or
+            an image folder with ``fps``) read in live mode, to simulate a camera; False otherwise.
         fps: frame rate of sources that have none (folders, iterables).
 
     Returns:

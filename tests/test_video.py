@@ -1,0 +1,621 @@
+"""mtkseg.video: sources, the overlapped pipeline, live mode, smoothing, sinks, robustness.
+
+Most tests drive the pipeline with small fake segmenters (same interface as
+``mtkseg.Segmenter``: ``run(frame, *, score_filter=None)`` returning a result with
+``.mask``, ``.timings``, ``.overlay()``, ``.colorize()``) so they isolate the pipeline and
+run in seconds; ``test_real_segmenter_*`` use the real Segmenter with a fixture model.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mtkseg import ops, viz
+from mtkseg import video
+from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, SourceError, StreamError
+from mtkseg.video import Frame, StreamStats
+
+REAL_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "udacity_lanelines_solidWhiteRight.mp4"
+FIXTURE_MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
+H, W = 48, 64
+
+
+# ---------------------------------------------------------------------------------------
+# fakes and helpers
+# ---------------------------------------------------------------------------------------
+class FakeResult:
+    def __init__(self, mask: np.ndarray, timings: dict, palette: np.ndarray) -> None:
+        self.mask = mask
+        self.timings = timings
+        self.palette = palette
+        self.class_names = tuple(f"class{i}" for i in range(len(palette)))
+
+    def overlay(self, frame=None, alpha=0.5):
+        return ops.overlay(frame, self.mask, viz.palette_for(self.palette), alpha)
+
+    def colorize(self):
+        return ops.colorize(self.mask, viz.palette_for(self.palette))
+
+
+class FakeSegmenter:
+    """Class of a pixel = its first channel // 64 (4 classes), computed from per-class
+    scores at quarter resolution, like a real model.  ``delay`` simulates inference time;
+    ``fail_at`` raises FrameError on that call (0-based)."""
+
+    def __init__(self, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.delay = delay
+        self.fail_at = fail_at
+        self.calls = 0
+        self.threads: set = set()
+        self.palette = viz.default_palette(4)
+
+    def scores(self, frame: np.ndarray) -> np.ndarray:
+        small = frame[::4, ::4, 0].astype(np.float32)
+        return np.stack([-np.abs(small - (c * 64 + 32)) for c in range(4)], axis=-1)
+
+    def run(self, frame, *, score_filter=None):
+        if self.fail_at is not None and self.calls == self.fail_at:
+            self.calls += 1
+            raise FrameError("fake: bad frame")
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+        t0 = time.perf_counter()
+        if self.delay:
+            time.sleep(self.delay)
+        scores = self.scores(frame)
+        if score_filter is not None:
+            scores = score_filter(scores, 1.0, 0)
+        mask = ops.postprocess(np.ascontiguousarray(scores, dtype=np.float32), frame.shape[:2], kind="logits")
+        return FakeResult(mask, {"pre": 0.1, "infer": (time.perf_counter() - t0) * 1000, "post": 0.1}, self.palette)
+
+
+class NoisySegmenter(FakeSegmenter):
+    """Two classes (left / right half) with per-frame score noise, int8-quantised like a
+    real int8 model (scale 0.05, zero point -5): argmax flickers at noisy pixels."""
+
+    SCALE, ZERO_POINT = 0.05, -5
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        super().__init__()
+        self.sigma = sigma
+        self.palette = viz.default_palette(2)
+
+    def run(self, frame, *, score_filter=None):
+        rng = np.random.default_rng(self.calls)
+        self.calls += 1
+        h, w = frame.shape[0] // 4, frame.shape[1] // 4
+        clean = np.zeros((h, w, 2), np.float32)
+        clean[:, : w // 2, 0] = 1.0
+        clean[:, w // 2:, 1] = 1.0
+        noisy = clean + rng.normal(0.0, self.sigma, clean.shape).astype(np.float32)
+        q = np.clip(np.round(noisy / self.SCALE) + self.ZERO_POINT, -128, 127).astype(np.int8)
+        scores = q if score_filter is None else score_filter(q, self.SCALE, self.ZERO_POINT)
+        mask = ops.postprocess(np.ascontiguousarray(scores), frame.shape[:2], kind="logits")
+        return FakeResult(mask, {"pre": 0.0, "infer": 0.0, "post": 0.0}, self.palette)
+
+
+def level(i: int) -> int:
+    """Grey level of frame i of the generated clips (distinct after lossy compression)."""
+    return 10 + 6 * i
+
+
+def write_clip(path: Path, n: int, fourcc: str = "MJPG", fps: float = 25.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
+    assert writer.isOpened()
+    for i in range(n):
+        frame = np.full((H, W, 3), level(i), np.uint8)
+        frame[:, : W // 2, 1] = 255 - level(i)  # some structure for the codec
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} is not playable"
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def video_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith("mtkseg-video")]
+
+
+def wait_no_video_threads(timeout: float = 2.0) -> list:
+    deadline = time.monotonic() + timeout
+    while video_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return video_threads()
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.avi", 40)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    yield
+    gc.collect()
+    assert wait_no_video_threads() == [], "a test left pipeline threads running"
+
+
+# ---------------------------------------------------------------------------------------
+# sources
+# ---------------------------------------------------------------------------------------
+def test_open_source_video_file(clip: Path) -> None:
+    with video.open_source(clip) as src:
+        assert (src.kind, src.live, src.fps, src.frame_count, src.size) == ("file", False, 25.0, 40, (H, W))
+        frames = list(src)
+    assert [f.index for f in frames] == list(range(40))
+    assert [f.timestamp_ms for f in frames[:3]] == pytest.approx([0.0, 40.0, 80.0])
+    assert all(abs(float(f.image[:, W // 2:].mean()) - level(f.index)) < 3 for f in frames)
+    assert frames[0].size == (H, W) and frames[0].image.dtype == np.uint8
+
+
+def test_open_source_every_skips_with_grab(clip: Path) -> None:
+    src = video.open_source(clip)
+    frames = list(src.frames(every=3))
+    assert [f.index for f in frames] == list(range(0, 40, 3))
+    assert src.skipped == 40 - len(frames)
+    assert all(abs(float(f.image[:, W // 2:].mean()) - level(f.index)) < 3 for f in frames)
+    with pytest.raises(SourceError, match="only once"):
+        list(src)
+    src.close()
+
+
+def test_open_source_folder_glob_image_and_iterables(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (10, 2, 1):  # natural order: 1, 2, 10
+        cv2.imwrite(str(folder / f"f_{i}.png"), np.full((H, W, 3), i, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    src = video.open_source(folder, fps=10)
+    assert (src.kind, src.frame_count, src.live) == ("images", 3, False)
+    frames = list(src)
+    assert [int(f.image[0, 0, 0]) for f in frames] == [1, 2, 10]
+    assert [f.timestamp_ms for f in frames] == [0.0, 100.0, 200.0]
+    assert [int(f.image[0, 0, 0]) for f in video.open_source(str(folder / "f_*.png"))] == [1, 2, 10]
+    assert len(list(video.open_source(folder / "f_2.png"))) == 1
+
+    arr = np.zeros((5, H, W, 3), np.uint8)
+    src = video.open_source(arr)
+    assert src.kind == "iterable" and src.frame_count == 5 and len(list(src)) == 5
+    gen_src = video.open_source(np.zeros((H, W, 3), np.uint8) for _ in range(4))
+    assert gen_src.frame_count is None and len(list(gen_src)) == 4
+
+
+def test_open_source_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(SourceError, match="nope.mp4"):
+        video.open_source(missing)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(SourceError, match="junk.mp4"):
+        video.open_source(junk)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no images"):
+        video.open_source(tmp_path / "empty")
+    with pytest.raises(SourceError, match="camera 97"):
+        video.open_source(97)
+    with pytest.raises(InvalidArgumentError, match="single image"):
+        video.open_source(np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(InvalidTypeError):
+        video.open_source(3.5)
+    with pytest.raises(InvalidTypeError):
+        video.open_source(True)
+    with pytest.raises(InvalidArgumentError, match="fps"):
+        video.open_source([np.zeros((H, W, 3), np.uint8)], fps=0)
+    with pytest.raises(SourceError, match="item 1 is a str"):
+        list(video.open_source([np.zeros((H, W, 3), np.uint8), "frame"]))
+
+
+def test_camera_and_url_sources_are_live() -> None:
+    # No camera or stream server here: check the classification, and that failures name the source.
+    with pytest.raises(SourceError, match="rtsp://127.0.0.1:9/none"):
+        video.open_source("rtsp://127.0.0.1:9/none")
+    assert video.sources._URL_RE.match("HTTPS://host/stream.mjpg")
+    assert not video.sources._URL_RE.match("file.mp4")
+
+
+def test_real_clip_source() -> None:
+    if not REAL_CLIP.exists():
+        pytest.skip(f"{REAL_CLIP} not present (shared/ not laid out beside the repository)")
+    with video.open_source(REAL_CLIP) as src:
+        assert src.size == (540, 960) and src.fps == 25.0 and src.frame_count == 221
+        ts = [f.timestamp_ms for _, f in zip(range(5), src)]
+    assert ts == pytest.approx([0, 40, 80, 120, 160])
+
+
+# ---------------------------------------------------------------------------------------
+# pipeline: file mode
+# ---------------------------------------------------------------------------------------
+def test_file_mode_keeps_order_and_every_frame(clip: Path) -> None:
+    seg = FakeSegmenter()
+    with video.stream(seg, clip) as frames:
+        out = [(f, r) for f, r in frames]
+        stats = frames.stats
+    assert [f.index for f, _ in out] == list(range(40))
+    for f, r in out:  # each result belongs to its frame
+        assert r.mask.shape == (H, W)
+        assert abs(float(f.image[:, W // 2:].mean()) - level(f.index)) < 3
+        centres = np.arange(4) * 64 + 32
+        expected = np.argmin(np.abs(f.image[::4, ::4, 0, None].astype(int) - centres), axis=-1)
+        assert np.array_equal(r.mask[::4, ::4], expected.astype(np.uint8))
+    assert (stats.frames_read, stats.frames_processed, stats.frames_dropped) == (40, 40, 0)
+    assert seg.threads == {"mtkseg-video-infer"}
+    assert set(stats.latency()) >= {"read", "pre", "infer", "post", "latency"}
+
+
+def test_file_mode_backpressure_bounds_memory() -> None:
+    produced = []
+
+    def frames():
+        for i in range(30):
+            produced.append(i)
+            yield np.full((H, W, 3), i, np.uint8)
+
+    with video.stream(FakeSegmenter(), frames(), queue_size=2) as s:
+        it = iter(s)
+        next(it)
+        time.sleep(0.3)  # the consumer stalls: the reader must stop after filling the queues
+        assert len(produced) <= 1 + 2 + 1 + 2 + 2  # consumed + out queue + in flight + in queue + reader
+        rest = [f.index for f, _ in it]
+    assert rest == list(range(1, 30))
+
+
+def test_every_and_max_frames(clip: Path) -> None:
+    s = video.stream(FakeSegmenter(), clip, every=4)
+    assert [f.index for f, _ in s] == list(range(0, 40, 4))
+    assert (s.stats.frames_read, s.stats.frames_skipped, s.stats.frames_processed) == (10, 30, 10)
+    s = video.stream(FakeSegmenter(), clip, every=2, max_frames=5)
+    assert [f.index for f, _ in s] == [0, 2, 4, 6, 8]
+    assert s.stats.frames_processed == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"every": 0}, InvalidArgumentError),
+        ({"every": 1.5}, InvalidArgumentError),
+        ({"max_frames": 0}, InvalidArgumentError),
+        ({"queue_size": 0}, InvalidArgumentError),
+        ({"live": "yes"}, InvalidTypeError),
+        ({"smoothing": "median"}, InvalidArgumentError),
+        ({"smoothing": 3}, InvalidTypeError),
+        ({"smoothing": "mode3", "ema_momentum": 0.5}, InvalidArgumentError),
+        ({"smoothing": "ema", "ema_momentum": 1.0}, InvalidArgumentError),
+        ({"live": True, "realtime": True}, InvalidArgumentError),  # iterable without fps
+    ],
+)
+def test_stream_validates_arguments(kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        video.stream(FakeSegmenter(), [np.zeros((H, W, 3), np.uint8)], **kwargs)
+
+
+def test_stream_rejects_non_segmenter() -> None:
+    with pytest.raises(InvalidTypeError, match="Segmenter"):
+        video.stream(object(), [np.zeros((H, W, 3), np.uint8)])
+
+
+# ---------------------------------------------------------------------------------------
+# pipeline: live mode
+# ---------------------------------------------------------------------------------------
+def test_live_mode_drops_stale_frames() -> None:
+    n = 300
+
+    def fast_camera():  # ~1 frame per ms, inference takes 10 ms
+        for i in range(n):
+            time.sleep(0.001)
+            yield np.full((H, W, 3), i % 256, np.uint8)
+
+    s = video.stream(FakeSegmenter(delay=0.01), fast_camera(), live=True)
+    indices = [f.index for f, _ in s]
+    st = s.stats
+    assert st.live and st.frames_read == n
+    assert st.frames_dropped > n // 2
+    assert st.frames_processed == len(indices) and st.frames_read == st.frames_processed + st.frames_dropped
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert indices[-1] == n - 1  # the newest frame is always processed
+    assert st.percentiles("latency")["p50"] < 40  # about one inference, not a growing backlog
+
+
+def test_live_file_is_paced_at_source_fps(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "fast.avi", 12, fps=100.0)
+    t0 = time.perf_counter()
+    s = video.stream(FakeSegmenter(), clip, live=True)
+    assert s.realtime
+    assert len(list(s)) >= 1
+    assert time.perf_counter() - t0 >= 0.1  # 12 frames at 100 fps take at least 0.11 s
+
+
+def test_live_mode_max_frames() -> None:
+    def endless():
+        i = 0
+        while True:
+            time.sleep(0.001)
+            i += 1
+            yield np.full((H, W, 3), i % 256, np.uint8)
+
+    s = video.stream(FakeSegmenter(delay=0.005), endless(), live=True, max_frames=7)
+    assert len(list(s)) == 7 and s.stats.frames_processed == 7
+
+
+# ---------------------------------------------------------------------------------------
+# shutdown: threads never outlive the iterator
+# ---------------------------------------------------------------------------------------
+def test_break_stops_threads(clip: Path) -> None:
+    for frame, _ in video.stream(FakeSegmenter(delay=0.005), clip):
+        assert len(video_threads()) == 2
+        if frame.index == 3:
+            break
+    assert wait_no_video_threads(0.5) == []
+
+
+def test_break_from_endless_live_source_stops_threads() -> None:
+    def endless():
+        while True:
+            yield np.zeros((H, W, 3), np.uint8)
+
+    for i, _ in enumerate(video.stream(FakeSegmenter(), endless(), live=True)):
+        if i == 2:
+            break
+    assert wait_no_video_threads(0.5) == []
+
+
+def test_close_and_context_manager_stop_threads(clip: Path) -> None:
+    s = video.stream(FakeSegmenter(), clip)
+    next(iter(s))
+    assert len(video_threads()) == 2
+    s.close()
+    assert video_threads() == [] and s.closed
+    assert list(s) == []  # a closed stream is exhausted
+    with pytest.raises(RuntimeError):
+        with video.stream(FakeSegmenter(), clip) as s2:
+            for _ in s2:
+                raise RuntimeError("user code failed")
+    assert video_threads() == []
+
+
+def test_unstarted_stream_releases_source(clip: Path) -> None:
+    s = video.stream(FakeSegmenter(), clip)
+    source = s.source
+    s.close()
+    assert source._closed and video_threads() == []
+
+
+# ---------------------------------------------------------------------------------------
+# robustness
+# ---------------------------------------------------------------------------------------
+def truncate(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    out = path.with_name("truncated" + path.suffix)
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def test_truncated_file_ends_cleanly_with_playable_output(clip: Path, tmp_path: Path) -> None:
+    bad = truncate(clip, 0.7)
+    readable = count_frames(bad)
+    assert 0 < readable < 40
+    out = tmp_path / "out.mp4"
+    stats = video.process(bad, FakeSegmenter(), sink=out, on_error="warn")
+    assert isinstance(stats.error, StreamError) and "40" in str(stats.error)
+    assert stats.frames_processed == readable
+    assert count_frames(out) == readable
+    assert video_threads() == []
+
+    out2 = tmp_path / "out2.avi"
+    with pytest.raises(StreamError, match="truncated") as info:
+        video.process(bad, FakeSegmenter(), sink=out2)
+    assert info.value.stats.frames_processed == readable
+    assert count_frames(out2) == readable
+
+
+def test_iterator_reports_source_failure_after_good_frames() -> None:
+    def failing():
+        for i in range(5):
+            yield np.full((H, W, 3), i, np.uint8)
+        raise OSError("camera unplugged")
+
+    s = video.stream(FakeSegmenter(), failing())
+    got = []
+    with pytest.raises(StreamError, match="camera unplugged"):
+        for f, _ in s:
+            got.append(f.index)
+    assert got == [0, 1, 2, 3, 4]
+    assert isinstance(s.stats.error, StreamError) and s.closed
+
+
+def test_segmenter_error_is_raised_in_order(clip: Path) -> None:
+    s = video.stream(FakeSegmenter(fail_at=5), clip)
+    got = []
+    with pytest.raises(FrameError):
+        for f, _ in s:
+            got.append(f.index)
+    assert got == [0, 1, 2, 3, 4] and isinstance(s.stats.error, FrameError)
+
+
+def test_keyboard_interrupt_finalises_output(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.avi"
+    sink = video.VideoSink(out)
+
+    def interrupt(frame: Frame, _result) -> None:
+        if frame.index == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        video.process(clip, FakeSegmenter(delay=0.002), sink=sink, callback=interrupt)
+    stats = info.value.stats
+    assert stats.interrupted and stats.error is None
+    assert 11 <= stats.frames_processed < 40  # the frames in flight were finished, no new ones read
+    assert sink.frames_written == stats.frames_processed == count_frames(out)
+    assert video_threads() == []
+
+
+# ---------------------------------------------------------------------------------------
+# smoothing
+# ---------------------------------------------------------------------------------------
+def mean_flicker(masks: list) -> float:
+    return float(np.mean([video.flicker(a, b) for a, b in zip(masks, masks[1:])]))
+
+
+def test_smoothing_reduces_flicker_on_noisy_sequence() -> None:
+    frames = [np.zeros((64, 96, 3), np.uint8)] * 30
+    results = {}
+    for mode in (None, "ema", "mode3"):
+        s = video.stream(NoisySegmenter(), frames, smoothing=mode)
+        masks = [r.mask.copy() for _, r in s]
+        results[mode] = mean_flicker(masks)
+        assert s.stats.flicker == pytest.approx(results[mode])
+    assert results[None] > 0.1
+    assert results["ema"] < 0.5 * results[None]
+    assert results["mode3"] < 0.8 * results[None]
+
+
+def test_ema_smoother_matches_reference() -> None:
+    sm = video.EMASmoother(momentum=0.75)
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-128, 128, (4, 5, 3)).astype(np.int8) for _ in range(4)]
+    scale, zp = 0.1, 3
+    ref = None
+    for x in xs:
+        deq = (x.astype(np.float32) - zp) * scale
+        ref = deq if ref is None else 0.75 * ref + 0.25 * deq
+        got = sm.score_filter(x, scale, zp)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    sm.reset()
+    np.testing.assert_allclose(sm.score_filter(xs[0], scale, zp), (xs[0].astype(np.float32) - zp) * scale, atol=1e-6)
+    # float scores ignore a zero quantisation scale (TFLite float tensors report 0.0)
+    f = rng.normal(size=(4, 5, 3)).astype(np.float32)
+    sm.reset()
+    np.testing.assert_allclose(sm.score_filter(f, 0.0, 0), f)
+    with pytest.raises(InvalidArgumentError):
+        sm.score_filter(np.zeros((4, 5), np.float32), 1.0, 0)
+
+
+def test_mode3_smoother_majority_and_reset() -> None:
+    sm = video.Mode3Smoother()
+    a = np.zeros((2, 3), np.uint8)
+    b = np.ones((2, 3), np.uint8)
+    c = np.full((2, 3), 2, np.uint8)
+    assert np.array_equal(sm.smooth_mask(a), a)
+    assert np.array_equal(sm.smooth_mask(b), b)  # two frames: passes through
+    assert np.array_equal(sm.smooth_mask(a), a)  # a, b, a -> a
+    assert np.array_equal(sm.smooth_mask(b), b)  # b, a, b -> b
+    assert np.array_equal(sm.smooth_mask(c), c)  # a, b, c all differ -> newest
+    blip = sm.smooth_mask(b.copy())              # b, c, b -> b
+    assert np.array_equal(blip, b)
+    assert np.array_equal(sm.smooth_mask(np.zeros((4, 4), np.uint8)), np.zeros((4, 4)))  # size change restarts
+    with pytest.raises(InvalidArgumentError):
+        sm.smooth_mask(np.zeros((2, 3), np.int32))
+
+
+def test_flicker_measure() -> None:
+    a = np.zeros((10, 10), np.uint8)
+    b = a.copy()
+    b[:2] = 1
+    assert video.flicker(a, b) == pytest.approx(0.2)
+    with pytest.raises(InvalidArgumentError):
+        video.flicker(a, np.zeros((5, 5), np.uint8))
+
+
+# ---------------------------------------------------------------------------------------
+# sinks, process, stats
+# ---------------------------------------------------------------------------------------
+def test_process_writes_video_masks_and_callback(clip: Path, tmp_path: Path) -> None:
+    seen = []
+    vsink = video.VideoSink(tmp_path / "sub" / "out.mp4")
+    msink = video.MaskSink(tmp_path / "masks")
+    stats = video.process(clip, FakeSegmenter(), sink=[vsink, msink], callback=lambda f, r: seen.append(f.index))
+    assert seen == list(range(40)) and stats.frames_processed == 40
+    assert vsink.fourcc in video.VIDEO_CODECS[".mp4"] and vsink.size == (H, W) and vsink.fps == 25.0
+    cap = cv2.VideoCapture(str(tmp_path / "sub" / "out.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (W, H)
+    cap.release()
+    assert count_frames(tmp_path / "sub" / "out.mp4") == 40
+    pngs = sorted((tmp_path / "masks").glob("*.png"))
+    assert len(pngs) == 40 and pngs[0].name == "000000.png"
+    mask = cv2.imread(str(pngs[7]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (H, W) and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 1, 2, 3}
+    assert "write" in stats.latency()
+
+
+def test_process_path_sinks_and_fps_requirement(tmp_path: Path) -> None:
+    frames = [np.full((H, W, 3), i * 20, np.uint8) for i in range(6)]
+    with pytest.raises(InvalidArgumentError, match="fps"):
+        video.process(frames, FakeSegmenter(), sink=tmp_path / "a.avi")
+    stats = video.process(frames, FakeSegmenter(), sink=[tmp_path / "a.avi", tmp_path / "m"], fps=12)
+    assert stats.frames_processed == 6
+    assert count_frames(tmp_path / "a.avi") == 6
+    assert len(list((tmp_path / "m").glob("*.png"))) == 6
+
+
+def test_video_sink_validation(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="codec"):
+        video.VideoSink(tmp_path / "out.xyz")
+    with pytest.raises(InvalidArgumentError, match="codec"):
+        video.VideoSink(tmp_path / "out.mp4", codec="toolong")
+    with pytest.raises(InvalidArgumentError, match="render"):
+        video.VideoSink(tmp_path / "out.mp4", render="sepia")
+    with pytest.raises(InvalidArgumentError, match="alpha"):
+        video.VideoSink(tmp_path / "out.mp4", alpha=2)
+    with pytest.raises(InvalidArgumentError, match="pattern"):
+        video.MaskSink(tmp_path / "m", pattern="{frame}.png")
+    with pytest.raises(InvalidTypeError):
+        video.CallbackSink(42)
+    frames = [np.zeros((H, W, 3), np.uint8), np.zeros((H + 2, W, 3), np.uint8)]
+    with pytest.raises(InvalidArgumentError, match="one frame size"):
+        video.process(frames, FakeSegmenter(), sink=video.VideoSink(tmp_path / "out.avi", fps=5))
+    assert count_frames(tmp_path / "out.avi") == 1
+
+
+def test_video_sink_render_modes(clip: Path, tmp_path: Path) -> None:
+    sink = video.VideoSink(tmp_path / "sbs.avi", render="side-by-side")
+    video.process(clip, FakeSegmenter(), sink=sink, max_frames=3)
+    assert sink.size == (H, 2 * W) and count_frames(tmp_path / "sbs.avi") == 3
+    custom = video.VideoSink(tmp_path / "bad.avi", render=lambda f, r: r.mask)
+    with pytest.raises(InvalidArgumentError, match="HxWx3"):
+        video.process(clip, FakeSegmenter(), sink=custom, max_frames=3)
+
+
+def test_stream_stats_percentiles_and_summary() -> None:
+    st = StreamStats("cam", live=True)
+    st.start()
+    for v in range(1, 101):
+        st.record("infer", float(v))
+    st.frames_processed = 100
+    st.finish()
+    pct = st.percentiles("infer")
+    assert pct["p50"] == pytest.approx(50.5) and pct["p90"] == pytest.approx(90.1) and pct["p99"] == pytest.approx(99.01)
+    assert st.percentiles("read") is None
+    d = st.as_dict()
+    assert d["frames_processed"] == 100 and d["latency_ms"]["infer"]["p50"] == pytest.approx(50.5)
+    assert "infer" in st.summary() and "live mode" in st.summary()
+    elapsed = st.elapsed_s
+    time.sleep(0.01)
+    assert st.elapsed_s == elapsed  # frozen after finish()
+
+
+def test_real_clip_pipeline_with_fake_segmenter(tmp_path: Path) -> None:
+    if not REAL_CLIP.exists():
+        pytest.skip(f"{REAL_CLIP} not present")
+    out = tmp_path / "real.mp4"
+    stats = video.process(REAL_CLIP, FakeSegmenter(), sink=out, max_frames=20, smoothing="mode3")
+    assert stats.frames_processed == 20 and count_frames(out) == 20
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (960, 540)
+    cap.release()
