@@ -66,9 +66,15 @@ def process(
     stats = stream.stats
     bar = None
     failure: Optional[BaseException] = None
-    try:
+    try:  # configuration errors (e.g. no fps for a video sink) raise whatever ``on_error`` says
         for s in sinks:
             s.start(stream.source)
+    except BaseException:
+        stream.close()
+        for s in sinks:
+            s.close()
+        raise
+    try:
         if progress:
             from tqdm import tqdm
 

@@ -1,0 +1,152 @@
+"""``mtkseg video`` end to end: argument parsing, outputs, exit codes, summary.
+
+The Segmenter is replaced by the fake of test_video (``_make_segmenter`` is the seam), so
+these tests check the command, not the model; ``test_cli_video_real_model`` runs the real
+thing with a fixture model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mtkseg.cli import video as cli_video
+from mtkseg.errors import InvalidArgumentError, SourceError
+
+from test_video import FakeSegmenter, count_frames, video_threads, write_clip
+
+
+def parse(argv: list) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mtkseg")
+    cli_video.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["video", *argv])
+
+
+def run(argv: list) -> int:
+    args = parse(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def fake(monkeypatch) -> list:
+    made = []
+
+    def make(args):
+        seg = FakeSegmenter()
+        seg.args = args
+        made.append(seg)
+        return seg
+
+    monkeypatch.setattr(cli_video, "_make_segmenter", make)
+    return made
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.avi", 30)
+
+
+def test_cli_writes_video_and_masks(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    out, masks = tmp_path / "out.mp4", tmp_path / "masks"
+    code = run(["model.tflite", str(clip), "-o", str(out), "--masks", str(masks), "--smoothing", "ema",
+                "--ema-momentum", "0.5", "--threads", "2", "--delegate", "cpu"])
+    assert code == 0
+    assert count_frames(out) == 30 and len(list(masks.glob("*.png"))) == 30
+    stdout, stderr = capsys.readouterr()
+    assert "30 frames processed" in stdout and "p50 ms" in stdout and f"wrote {out}" in stdout
+    assert "30/30" in stderr  # tqdm progress bar for files
+    args = fake[0].args
+    assert (args.model, args.delegate, args.threads) == ("model.tflite", "cpu", 2)
+    assert video_threads() == []
+
+
+def test_cli_every_max_frames_and_color_masks(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    masks = tmp_path / "m"
+    assert run(["m.tflite", str(clip), "--masks", str(masks), "--color-masks", "--every", "2", "--max-frames", "5",
+                "--no-progress", "--smoothing", "mode3"]) == 0
+    names = sorted(p.name for p in masks.glob("*.png"))
+    assert names == [f"{i:06d}.png" for i in (0, 2, 4, 6, 8)]
+    assert cv2.imread(str(masks / names[0]), cv2.IMREAD_UNCHANGED).shape == (48, 64, 3)
+    stdout, stderr = capsys.readouterr()
+    assert "5 frames processed" in stdout and "skipped" in stdout and stderr == ""
+
+
+def test_cli_live_mode_on_file(clip: Path, fake: list, capsys) -> None:
+    assert run(["m.tflite", str(clip), "--live", "--no-progress"]) == 0
+    assert "live mode" in capsys.readouterr().out
+
+
+def test_cli_bad_source_names_it(tmp_path: Path, fake: list) -> None:
+    with pytest.raises(SourceError, match="missing.mp4"):
+        run(["m.tflite", str(tmp_path / "missing.mp4")])
+    assert fake == []  # failed before loading the model
+
+
+def test_cli_truncated_source_exit_1_with_output(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    data = clip.read_bytes()
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(data[: int(len(data) * 0.7)])
+    out = tmp_path / "out.avi"
+    assert run(["m.tflite", str(bad), "-o", str(out), "--no-progress"]) == 1
+    stdout, stderr = capsys.readouterr()
+    assert "error" in stderr and "truncated" in stderr
+    assert count_frames(out) == count_frames(bad) > 0
+
+
+def test_cli_interrupt_returns_130(clip: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    # KeyboardInterrupt only reaches the main thread in real life; simulate it in the sink.
+    from mtkseg.video import sinks as sinks_module
+
+    original = sinks_module.VideoSink.write
+    count = {"n": 0}
+
+    def write(self, frame, result):
+        count["n"] += 1
+        if count["n"] == 8:
+            raise KeyboardInterrupt
+        original(self, frame, result)
+
+    monkeypatch.setattr(sinks_module.VideoSink, "write", write)
+    monkeypatch.setattr(cli_video, "_make_segmenter", lambda args: FakeSegmenter(delay=0.002))
+    out = tmp_path / "out.avi"
+    assert run(["m.tflite", str(clip), "-o", str(out), "--no-progress"]) == 130
+    stdout, stderr = capsys.readouterr()
+    assert "interrupted" in stderr and "interrupted" in stdout
+    assert count_frames(out) >= 7
+    assert video_threads() == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["m", "src", "--every", "0"],
+        ["m", "src", "--smoothing", "median"],
+        ["m", "src", "--alpha", "1.5"],
+        ["m", "src", "--max-frames", "-1"],
+        ["m", "src", "--fps", "0"],
+    ],
+)
+def test_cli_rejects_bad_options(argv: list) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(argv)
+    assert info.value.code == 2
+
+
+def test_cli_momentum_needs_ema(clip: Path, fake: list) -> None:
+    with pytest.raises(InvalidArgumentError, match="ema"):
+        run(["m", str(clip), "--ema-momentum", "0.5"])
+
+
+def test_cli_image_folder_needs_fps_for_video(tmp_path: Path, fake: list, capsys) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((48, 64, 3), 60 * i, np.uint8))
+    with pytest.raises(InvalidArgumentError, match="fps"):
+        run(["m", str(folder), "-o", str(tmp_path / "o.avi")])
+    assert run(["m", str(folder), "-o", str(tmp_path / "o.avi"), "--fps", "5", "--no-progress"]) == 0
+    assert count_frames(tmp_path / "o.avi") == 4
