@@ -1,0 +1,309 @@
+"""Tests of the training recipe (train extra: TensorFlow is imported, not skipped).
+
+Covers the augmentation pipeline (image/mask alignment, nearest mask resizing, ignore padding,
+[0, 1] photometrics), the loss, the schedule, the UNet (shape, parameter count against an
+independent formula, TFLite op list and numerics) and a smoke run: train 2 epochs on tiny
+synthetic images, resume, export int8, evaluate through the Segmenter.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mtkseg.errors import InvalidArgumentError, TrainingError  # noqa: E402
+from mtkseg.train.losses import conv_kernels, l2_penalty, learning_rate, masked_cross_entropy  # noqa: E402
+from mtkseg.train.models import count_macs, unet  # noqa: E402
+from mtkseg.train.pipeline import AugmentConfig, augment_sample, train_dataset  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+PALETTE = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]], np.uint8)
+
+
+def _pattern(h=40, w=56):
+    """Asymmetric label pattern (stripes of width 8 whose order differs left/right) and its image.
+
+    The image's red channel encodes the label (label * 60), so after any geometric augmentation
+    the label can be read back from the image and compared with the augmented mask.
+    """
+    cols = (np.arange(w) // 8) % 3
+    cols[w // 2:] = (cols[w // 2:] + 1) % 3  # break the left/right symmetry
+    mask = np.tile(cols, (h, 1)).astype(np.uint8)
+    mask[: h // 4] = np.where(mask[: h // 4] == 0, 255, mask[: h // 4])  # some ignore pixels
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.where(mask == 255, 0, mask * 60 + 30)
+    return img, mask
+
+
+def _label_from_image(img01):
+    red = img01[..., 0] * 255.0
+    return np.clip(np.round((red - 30) / 60), 0, 2).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- pipeline
+def test_flip_and_crop_keep_image_and_mask_aligned():
+    img, mask = _pattern()
+    cfg = AugmentConfig(flip_p=0.5, brightness_p=0, noise_p=0, scale_range=None, crop_size=(32, 48))
+    flipped = 0
+    for s in range(12):
+        out_img, out_mask = augment_sample(img, mask, tf.constant([7, s], tf.int64), cfg)
+        out_img, out_mask = out_img.numpy(), out_mask.numpy()
+        assert out_img.shape == (32, 48, 3) and out_mask.shape == (32, 48)
+        labelled = out_mask != 255
+        np.testing.assert_array_equal(_label_from_image(out_img)[labelled], out_mask[labelled])
+        # find which crop of the original / flipped original this is
+        found = None
+        for cand, is_flip in ((mask, False), (mask[:, ::-1], True)):
+            for y in range(mask.shape[0] - 32 + 1):
+                for x in range(mask.shape[1] - 48 + 1):
+                    if np.array_equal(cand[y:y + 32, x:x + 48], out_mask):
+                        found = is_flip
+        assert found is not None, "augmented mask is not a crop of the (flipped) mask"
+        flipped += found
+    assert 0 < flipped < 12  # p=0.5 over 12 seeds: both cases seen
+
+
+def test_random_scale_resizes_mask_nearest_and_keeps_alignment():
+    img, mask = _pattern(80, 112)
+    cfg = AugmentConfig(flip_p=0.5, brightness_p=0, noise_p=0, scale_range=(0.6, 1.4), crop_size=(48, 64))
+    for s in range(8):
+        out_img, out_mask = augment_sample(img, mask, tf.constant([3, s], tf.int64), cfg)
+        out_img, out_mask = out_img.numpy(), out_mask.numpy()
+        assert set(np.unique(out_mask)) <= {0, 1, 2, 255}  # nearest: no blended labels
+        labelled = out_mask != 255
+        agree = np.mean(_label_from_image(out_img)[labelled] == out_mask[labelled])
+        assert agree > 0.9, f"seed {s}: image and mask disagree on {1 - agree:.1%} of pixels"
+
+
+def test_padding_uses_ignore_label_and_zero_image():
+    img, mask = _pattern(16, 16)
+    mask[:] = 1
+    cfg = AugmentConfig(flip_p=0, brightness_p=0, noise_p=0, scale_range=None, crop_size=(32, 32))
+    out_img, out_mask = augment_sample(img, mask, tf.constant([0, 0], tf.int64), cfg)
+    out_mask = out_mask.numpy()
+    assert np.sum(out_mask == 1) == 16 * 16 and np.sum(out_mask == 255) == 32 * 32 - 16 * 16
+    assert np.all(out_img.numpy()[out_mask == 255] == 0)
+
+
+def test_photometric_augmentations_work_on_unit_range():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    plain = AugmentConfig(flip_p=0, brightness_p=0, noise_p=0, scale_range=None, crop_size=(32, 32))
+    out, _ = augment_sample(img, mask, tf.constant([0, 1], tf.int64), plain)
+    np.testing.assert_allclose(out.numpy(), img / 255.0, atol=1e-6)
+    bright = AugmentConfig(flip_p=0, brightness_p=1.0, noise_p=0, scale_range=None, crop_size=(32, 32))
+    out, _ = augment_sample(img, mask, tf.constant([0, 1], tf.int64), bright)
+    out = out.numpy()
+    ratio = out[img > 20] / (img[img > 20] / 255.0)
+    unclipped = out[img > 20] < 1.0
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.ptp(ratio[unclipped]) < 1e-4 and 0.9 <= ratio[unclipped][0] <= 1.1  # one factor in range
+    noisy = AugmentConfig(flip_p=0, brightness_p=0, noise_p=1.0, noise_std=0.05, scale_range=None, crop_size=(32, 32))
+    out, _ = augment_sample(img, mask, tf.constant([0, 1], tf.int64), noisy)
+    diff = out.numpy() - img / 255.0
+    assert 0.02 < diff[(img > 40) & (img < 215)].std() < 0.08  # noise of std ~0.05, not 0..255 clipping
+
+
+def test_train_dataset_is_deterministic_per_epoch():
+    img, mask = _pattern()
+    images, masks = np.stack([img] * 5), np.stack([mask] * 5)
+    cfg = AugmentConfig(scale_range=(0.8, 1.2), crop_size=(32, 32))
+    a = [x.numpy() for x, _ in train_dataset(images, masks, 2, cfg, seed=1, epoch=3)]
+    b = [x.numpy() for x, _ in train_dataset(images, masks, 2, cfg, seed=1, epoch=3)]
+    c = [x.numpy() for x, _ in train_dataset(images, masks, 2, cfg, seed=1, epoch=4)]
+    assert len(a) == 2 and all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert not all(np.array_equal(p, q) for p, q in zip(a, c))
+
+
+# ---------------------------------------------------------------- loss and schedule
+def test_masked_cross_entropy_matches_numpy_reference():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(2, 5, 6, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 5, 6)).astype(np.uint8)
+    labels[0, :2] = 255
+    weights = np.array([0.5, 1.0, 2.0, 3.0], np.float32)
+    lse = np.log(np.exp(logits).sum(-1))
+    valid = labels != 255
+    safe = np.where(valid, labels, 0)
+    ce = lse - np.take_along_axis(logits, safe[..., None].astype(int), -1)[..., 0]
+    np.testing.assert_allclose(float(masked_cross_entropy(labels, logits)), ce[valid].mean(), rtol=1e-5)
+    w = weights[safe] * valid
+    np.testing.assert_allclose(
+        float(masked_cross_entropy(labels, logits, weights)), (ce * w).sum() / w.sum(), rtol=1e-5
+    )
+    changed = logits.copy()
+    changed[0, :2] += 100.0  # ignored pixels must not matter
+    np.testing.assert_allclose(float(masked_cross_entropy(labels, changed)), ce[valid].mean(), rtol=1e-5)
+    assert float(masked_cross_entropy(np.full((1, 2, 2), 255, np.uint8), logits[:1, :2, :2])) == 0.0
+
+
+def test_l2_penalty_covers_conv_kernels_only():
+    model = unet(3, base=4, depth=3)
+    kernels = conv_kernels(model)
+    n_conv = sum(isinstance(layer, tf.keras.layers.Conv2D) for layer in model.layers)
+    assert len(kernels) == n_conv
+    expected = sum(float(np.sum(np.square(k.numpy()))) for k in kernels)
+    np.testing.assert_allclose(float(l2_penalty(kernels)), expected, rtol=1e-5)
+    bn_names = {w.path for layer in model.layers if "bn" in layer.name for w in layer.weights}
+    assert not bn_names & {k.path for k in kernels}
+
+
+def test_learning_rate_schedules():
+    assert learning_rate(0) == pytest.approx(5e-4)
+    assert learning_rate(3) == pytest.approx(5e-4 * 0.8)
+    assert learning_rate(7.5) == pytest.approx(5e-4 * 0.8 ** 2.5)
+    assert learning_rate(0, 1e-3, "cosine", epochs=10) == pytest.approx(1e-3)
+    assert learning_rate(5, 1e-3, "cosine", epochs=10) == pytest.approx(5e-4)
+    assert learning_rate(10, 1e-3, "cosine", epochs=10) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(0, 1e-3, "constant", warmup_epochs=2) == pytest.approx(1e-4)
+    with pytest.raises(InvalidArgumentError):
+        learning_rate(0, 1e-3, "linear")
+
+
+# ---------------------------------------------------------------- model
+def _expected_params(nc, base, depth, residual):
+    """Independent count from the architecture description (BN has 4 parameters per channel)."""
+
+    def conv_bn(cin, cout, k):
+        return k * k * cin * cout + 4 * cout
+
+    def block(cin, c):
+        n = conv_bn(cin, c, 3) + conv_bn(c, c, 3)
+        return n + (conv_bn(cin, c, 1) if residual and cin != c else 0)
+
+    total, cin = 0, 3
+    for level in range(depth - 1):
+        total += block(cin, base * 2**level)
+        cin = base * 2**level
+    total += block(cin, base * 2 ** (depth - 1))
+    prev = base * 2 ** (depth - 1)
+    for level in reversed(range(depth - 1)):
+        c = base * 2**level
+        total += block(prev + c, c)
+        prev = c
+    return total + base * nc + nc
+
+
+@pytest.mark.parametrize("base,depth,residual", [(12, 5, True), (8, 4, False)])
+def test_unet_shape_and_parameter_count(base, depth, residual):
+    model = unet(11, base=base, depth=depth, residual=residual)
+    assert model.count_params() == _expected_params(11, base, depth, residual)
+    out = model(np.zeros((2, 48, 64, 3), np.float32))
+    assert tuple(out.shape) == (2, 48, 64, 11)
+
+
+def test_reference_unet_size_and_macs():
+    model = unet(11)
+    assert model.count_params() == 1_171_223
+    # the 3x3/1x1 convs of the reference UNet at 288x384 (conv MACs only, BN folded)
+    assert count_macs(model, (288, 384)) == pytest.approx(3.57e9, rel=0.01)
+
+
+def test_unet_validates_arguments():
+    with pytest.raises(InvalidArgumentError, match="divisible"):
+        unet(11, depth=5, input_shape=(100, 64, 3))
+    with pytest.raises(InvalidArgumentError):
+        unet(0)
+
+
+def test_tflite_conversion_uses_resize_nearest_and_matches_keras(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mtkseg.train.export import tflite_ops
+    from mtkseg.train.models import with_input_size
+
+    model = unet(5, base=4, depth=4)
+    fixed = with_input_size(model, (32, 48))
+    fixed.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False)
+    blob = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm")).convert()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(blob)
+    ops = tflite_ops(path)
+    assert "TILE" not in ops and "RESHAPE" not in ops
+    assert ops.get("RESIZE_NEAREST_NEIGHBOR") == 3 and ops.get("CONV_2D", 0) >= 3 * 4
+    x = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], x)
+    interp.invoke()
+    got = interp.get_tensor(interp.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4)
+
+
+# ---------------------------------------------------------------- smoke: train -> resume -> export -> eval
+def _synthetic_dataset(root: Path, n_train=6, n_val=2, size=(48, 64)):
+    """Rectangles of three colour-coded classes on a background class, plus void borders."""
+    rng = np.random.default_rng(0)
+    classes = {"num_classes": 4, "ignore_index": 255, "classes": {
+        "0": {"name": "bg", "color": [0, 0, 0]}, "1": {"name": "red", "color": [200, 40, 40]},
+        "2": {"name": "green", "color": [40, 200, 40]}, "3": {"name": "blue", "color": [40, 40, 200]}}}
+    root.mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps(classes))
+    colors = np.array([[90, 90, 90], [200, 40, 40], [40, 200, 40], [40, 40, 200]], np.uint8)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for i in range(n):
+            mask = np.zeros(size, np.uint8)
+            for c in (1, 2, 3):
+                y, x = rng.integers(0, size[0] - 16), rng.integers(0, size[1] - 16)
+                mask[y:y + rng.integers(8, 16), x:x + rng.integers(8, 16)] = c
+            img = colors[mask] + rng.integers(0, 20, (*size, 3), dtype=np.uint8)
+            mask[:, :2] = 255
+            cv2.imwrite(str(root / "images" / split / f"s{i}.png"), img[..., ::-1])
+            cv2.imwrite(str(root / "masks" / split / f"s{i}.png"), mask)
+    return root
+
+
+def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
+    from mtkseg.train.export import export_tflite
+    from mtkseg.train.loop import TrainConfig, train
+
+    data = _synthetic_dataset(tmp_path / "data")
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), input_size=(32, 48), crop_size=(32, 32),
+                      scale_range=(0.8, 1.2), base=4, depth=3, epochs=2, batch_size=3, lr=3e-3,
+                      class_weights="median", progress=False)
+    res = train(cfg, log=lambda s: None)
+    run = tmp_path / "run"
+    for name in ("config.json", "log.csv", "state.json", "last.weights.h5", "best.weights.h5",
+                 "best_metrics.json", "curves.png", "last.optimizer.npz"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert all(math.isfinite(float(r["val_miou"])) for r in rows)
+    assert res.best_epoch in (0, 1) and res.best_miou == max(float(r["val_miou"]) for r in rows)
+
+    with pytest.raises(TrainingError, match="--resume"):
+        train(cfg, log=lambda s: None)
+    cfg.epochs = 3
+    train(cfg, resume=True, log=lambda s: None)
+    rows2 = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows2] == [0, 1, 2] and rows2[:2] == rows
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(TrainConfig(data=str(data), out=str(tmp_path / "fresh"), input_size=(32, 48)), resume=True)
+
+    out = export_tflite(run, tmp_path / "m.tflite", quant="int8", calib_count=4, io_type="uint8")
+    assert out.ops.get("RESIZE_NEAREST_NEIGHBOR") == 2 and "TILE" not in out.ops
+    assert "DEQUANTIZE" not in out.ops  # uint8 in/out: integer end to end
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert side["format"] == "mtkseg-model/1" and side["labels"] == ["bg", "red", "green", "blue"]
+    assert side["normalization"] == {"mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0]}
+    assert side["input_size"] == [32, 48] and side["palette"][1] == [200, 40, 40]
+
+    from mtkseg.evaluate import evaluate_model
+
+    report = evaluate_model(tmp_path / "m.tflite", data, split="val", progress=False)
+    assert report.metrics.matrix.sum() == 2 * 48 * 62  # native resolution, void columns excluded
+    assert 0.0 <= report.metrics.miou <= 1.0
