@@ -25,28 +25,31 @@ from _results import machine_line, write_section  # noqa: E402
 from mtkseg import ops  # noqa: E402
 
 
-def timed_pair(a: Callable[[], object], b: Callable[[], object], repeats: int) -> Tuple[float, float]:
-    """Median ms of a and b, interleaved so background load hits both alike."""
+def timed_pair(a: Callable[[], object], b: Callable[[], object], repeats: int, block: int = 10) -> Tuple[float, float]:
+    """Median ms of a and b, measured in alternating blocks so background load hits both
+    alike.  Blocks (rather than strict alternation) keep one side's worker threads, which
+    spin for a while after a call (OpenCV's pool does), from being billed to the other."""
     for f in (a, b):
         f()
     ta: List[float] = []
     tb: List[float] = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
-        ta.append((t1 - t0) * 1e3)
-        tb.append((t2 - t1) * 1e3)
+    while len(ta) < repeats:
+        for f, times in ((a, ta), (b, tb)):
+            f()  # settle: the first call after a switch pays for the other side's spinning threads
+            for _ in range(block):
+                t0 = time.perf_counter()
+                f()
+                times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="mtkseg kernel threads (0 = one per core)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = parser.parse_args()
+    ops.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     # Smooth logits (blobs like a real model) at 192x320 with 6 lane classes.
@@ -131,7 +134,7 @@ def main() -> int:
         lines = [
             "## Kernels (`bench/kernels.py`)",
             "",
-            f"Command: `python bench/kernels.py --repeats {args.repeats}` — {machine_line()}, "
+            f"Command: `python bench/kernels.py --repeats {args.repeats} --threads {args.threads}` — {machine_line()}, "
             f"mtkseg kernel threads: {ops.get_num_threads()}, OpenCV threads: {cv2.getNumThreads()}. "
             "Ratio = baseline / mtkseg (median ms, interleaved in one run).",
             "",

@@ -52,6 +52,16 @@ void set_num_threads(int n);
 // than min_chunk are not split.  fn must not throw.
 void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
 
+// Work (element operations) below which a kernel stays on the calling thread.  Starting a
+// thread costs tens of microseconds, and on a small device the other core is usually busy
+// with the interpreter (the video pipeline overlaps them), so only big frames are split.
+constexpr int64_t kMinParallelWork = int64_t(1) << 21;
+
+// Rows per chunk so that each chunk carries at least kMinParallelWork.
+inline int64_t rows_per_chunk(int64_t work_per_row) {
+    return kMinParallelWork / (work_per_row > 0 ? work_per_row : 1) + 1;
+}
+
 // Geometry of the valid (non-padded) region of a model tensor.
 struct Crop {
     int x0, y0, w, h;

@@ -20,7 +20,7 @@ int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C
     std::atomic<int64_t> bad{-1};
     std::vector<std::vector<int64_t>> partial(static_cast<size_t>(num_threads()));
     std::atomic<int> slot{0};
-    parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         std::vector<int64_t>& hist = partial[static_cast<size_t>(slot.fetch_add(1))];
         hist.assign(static_cast<size_t>(C * C), 0);
         for (int64_t i = b; i < e; ++i) {
@@ -41,57 +41,58 @@ int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C
     return -1;
 }
 
-// uint8/uint8 fast path.  A row table maps each gt value to a histogram row: its class row,
-// a "skip" row for ignore_index or a "bad" row for out-of-range labels; predictions index the
-// row directly (256 wide), so out-of-range predictions land in columns >= C.  The table is
-// small enough for L1, and four interleaved histograms break increment dependency chains.
+// uint8/uint8 fast path.  Two 256-entry tables map gt to a histogram row (its class, a
+// "skip" row for ignore_index, a "bad" row for out-of-range labels) and pred to a column (its
+// class or a "bad" column), so the joint histogram is (C + 2) x (C + 1) counters: a few KB
+// that stay in L1.  Four interleaved histograms break increment dependency chains.
 int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t C, int64_t ignore, int64_t* out) {
-    const int64_t skip_row = C, bad_row = C + 1, rows = C + 2;
-    uint32_t row_of[256];
-    for (int g = 0; g < 256; ++g) row_of[g] = static_cast<uint32_t>((g == ignore ? skip_row : g < C ? g : bad_row) * 256);
+    const int64_t cols = C + 1, rows = C + 2, skip_row = C, bad_row = C + 1, bad_col = C;
+    uint32_t row_of[256], col_of[256];
+    for (int v = 0; v < 256; ++v) {
+        row_of[v] = static_cast<uint32_t>((v == ignore ? skip_row : v < C ? v : bad_row) * cols);
+        col_of[v] = static_cast<uint32_t>(v < C ? v : bad_col);
+    }
+    const size_t cells = static_cast<size_t>(rows * cols);
     const int threads = num_threads();
     std::vector<std::vector<uint64_t>> totals(static_cast<size_t>(threads));
     std::atomic<int> slot{0};
-    parallel_for(n, 1 << 18, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         std::vector<uint64_t>& total = totals[static_cast<size_t>(slot.fetch_add(1))];
-        total.assign(static_cast<size_t>(rows * 256), 0);
-        std::vector<uint32_t> h(static_cast<size_t>(4 * rows * 256), 0);
-        const size_t stride = static_cast<size_t>(rows * 256);
+        total.assign(cells, 0);
+        std::vector<uint32_t> h(4 * cells, 0);
         uint32_t* h0 = h.data();
-        uint32_t* h1 = h0 + stride;
-        uint32_t* h2 = h1 + stride;
-        uint32_t* h3 = h2 + stride;
-        // Flush before uint32 counters could overflow.
-        const int64_t block = int64_t(1) << 30;
+        uint32_t* h1 = h0 + cells;
+        uint32_t* h2 = h1 + cells;
+        uint32_t* h3 = h2 + cells;
+        const int64_t block = int64_t(1) << 30;  // flush before uint32 counters could overflow
         for (int64_t start = b; start < e; start += block) {
             const int64_t end = std::min(e, start + block);
             int64_t i = start;
             for (; i + 4 <= end; i += 4) {
-                ++h0[row_of[gt[i]] + pred[i]];
-                ++h1[row_of[gt[i + 1]] + pred[i + 1]];
-                ++h2[row_of[gt[i + 2]] + pred[i + 2]];
-                ++h3[row_of[gt[i + 3]] + pred[i + 3]];
+                ++h0[row_of[gt[i]] + col_of[pred[i]]];
+                ++h1[row_of[gt[i + 1]] + col_of[pred[i + 1]]];
+                ++h2[row_of[gt[i + 2]] + col_of[pred[i + 2]]];
+                ++h3[row_of[gt[i + 3]] + col_of[pred[i + 3]]];
             }
-            for (; i < end; ++i) ++h0[row_of[gt[i]] + pred[i]];
-            for (size_t k = 0; k < stride; ++k) {
+            for (; i < end; ++i) ++h0[row_of[gt[i]] + col_of[pred[i]]];
+            for (size_t k = 0; k < cells; ++k) {
                 total[k] += static_cast<uint64_t>(h0[k]) + h1[k] + h2[k] + h3[k];
                 h0[k] = h1[k] = h2[k] = h3[k] = 0;
             }
         }
     });
-    std::vector<uint64_t> sum(static_cast<size_t>(rows * 256), 0);
+    std::vector<uint64_t> sum(cells, 0);
     for (auto& t : totals)
         for (size_t k = 0; k < t.size(); ++k) sum[k] += t[k];
     bool bad = false;
-    for (int p = 0; p < 256; ++p) bad |= sum[static_cast<size_t>(bad_row * 256 + p)] != 0;
-    for (int64_t g = 0; g < C && !bad; ++g)
-        for (int p = static_cast<int>(C); p < 256; ++p) bad |= sum[static_cast<size_t>(g * 256 + p)] != 0;
+    for (int64_t c = 0; c < cols; ++c) bad |= sum[static_cast<size_t>(bad_row * cols + c)] != 0;
+    for (int64_t g = 0; g < C; ++g) bad |= sum[static_cast<size_t>(g * cols + bad_col)] != 0;
     if (bad) {  // locate the first offending pixel for the error message
         for (int64_t i = 0; i < n; ++i)
             if (gt[i] != ignore && (gt[i] >= C || pred[i] >= C)) return i;
     }
     for (int64_t g = 0; g < C; ++g)
-        for (int64_t p = 0; p < C; ++p) out[g * C + p] += static_cast<int64_t>(sum[static_cast<size_t>(g * 256 + p)]);
+        for (int64_t p = 0; p < C; ++p) out[g * C + p] += static_cast<int64_t>(sum[static_cast<size_t>(g * cols + p)]);
     return -1;
 }
 

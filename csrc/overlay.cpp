@@ -63,7 +63,7 @@ void overlay(const py::array& frame, const py::array& mask, const py::array& pal
     const int64_t n = mask.size();
     const int keep = 256 - a;
     py::gil_scoped_release release;
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             const int* t = &term[m[i] * 3];
             const uint8_t* src = f + 3 * i;
@@ -88,7 +88,7 @@ void colorize(const py::array& mask, const py::array& palette, py::array& out) {
     auto* o = static_cast<uint8_t*>(out.mutable_data());
     const int64_t n = mask.size();
     py::gil_scoped_release release;
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             const uint8_t* c = &lut[m[i] * 3];
             o[3 * i] = c[0], o[3 * i + 1] = c[1], o[3 * i + 2] = c[2];

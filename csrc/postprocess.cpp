@@ -55,14 +55,6 @@ inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
     return static_cast<uint8_t>(idx);
 }
 
-// Work below this many element-operations stays on the calling thread: spawning a thread
-// costs tens of microseconds, more than small kernels take.
-constexpr int64_t kParallelWork = 1 << 18;
-
-inline int64_t rows_per_chunk(int64_t work_per_row) {
-    return std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, work_per_row));
-}
-
 template <typename T>
 void argmax_map(const ScoreView& v, uint8_t* A) {
     parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c), [&](int64_t b, int64_t e) {
@@ -168,7 +160,7 @@ void resample_map(const float* map, int h, int w, float* out, int H, int W, int 
         std::vector<int> xs(static_cast<size_t>(W));
         const double ifx = 1.0 / (static_cast<double>(W) / w), ify = 1.0 / (static_cast<double>(H) / h);
         for (int x = 0; x < W; ++x) xs[x] = nearest_index(x, ifx, w);
-        parallel_for(H, 64, [&](int64_t b, int64_t e) {
+        parallel_for(H, rows_per_chunk(W), [&](int64_t b, int64_t e) {
             for (int64_t y = b; y < e; ++y) {
                 const float* row = map + static_cast<int64_t>(nearest_index(static_cast<int>(y), ify, h)) * w;
                 for (int x = 0; x < W; ++x) out[y * W + x] = row[xs[x]];
@@ -177,7 +169,7 @@ void resample_map(const float* map, int h, int w, float* out, int H, int W, int 
         return;
     }
     const std::vector<LinearTap> tx = taps_for(w, W), ty = taps_for(h, H);
-    parallel_for(H, 32, [&](int64_t b, int64_t e) {
+    parallel_for(H, rows_per_chunk(4 * W), [&](int64_t b, int64_t e) {
         for (int64_t y = b; y < e; ++y) {
             const LinearTap t = ty[y];
             const float* r0 = map + static_cast<int64_t>(t.i0) * w;
@@ -340,7 +332,7 @@ void confidence_resize(const py::array& logits, py::array& out, Crop crop, int m
     const DType dt = dtype_of(logits);
     py::gil_scoped_release release;
     std::vector<float> map(static_cast<size_t>(v.h) * v.w);
-    parallel_for(v.h, 32, [&](int64_t b, int64_t e) {
+    parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c * 8), [&](int64_t b, int64_t e) {
         std::vector<float> z(static_cast<size_t>(v.c));
         for (int64_t y = b; y < e; ++y)
             for (int x = 0; x < v.w; ++x) {

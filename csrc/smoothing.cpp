@@ -27,7 +27,7 @@ void ema_update(py::array& state, const py::array& logits, double momentum, doub
     const DType dt = dtype_of(logits);
     const void* src = logits.data();
     py::gil_scoped_release release;
-    parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             float x;
             switch (dt) {
@@ -63,7 +63,7 @@ void mode3(const py::array& a, const py::array& b, const py::array& c, py::array
     auto* po = static_cast<uint8_t*>(out.mutable_data());
     const int64_t n = a.size();
     py::gil_scoped_release release;
-    parallel_for(n, 1 << 16, [&](int64_t s, int64_t e) {
+    parallel_for(n, kMinParallelWork, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) po[i] = (pa[i] == pb[i]) ? pa[i] : pb[i] == pc[i] ? pb[i] : pc[i];
     });
 }
