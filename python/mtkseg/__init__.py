@@ -12,5 +12,8 @@ __version__ = "0.1.0"
 
 from . import errors, metrics, ops, viz  # noqa: E402
 from .errors import MtksegError  # noqa: E402
+from .result import SegmentationResult  # noqa: E402
+from .runtime import ModelInfo  # noqa: E402
+from .segmenter import Segmenter  # noqa: E402
 
-__all__ = ["__version__", "errors", "metrics", "ops", "viz", "MtksegError"]
+__all__ = ["__version__", "errors", "metrics", "ops", "viz", "MtksegError", "Segmenter", "SegmentationResult", "ModelInfo"]

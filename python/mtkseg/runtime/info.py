@@ -1,0 +1,480 @@
+"""Model introspection: everything a Segmenter needs, read from the model, into ``ModelInfo``.
+
+Sources, in order of precedence (an explicit argument always wins and is logged):
+
+* tensors (flatbuffer): input layout (NHWC/NCHW), channels (1/3), dtype, quantisation,
+  fixed or resizable shape; output kind and layout.
+* value range: TFLite metadata ``NormalizationOptions`` → sidecar JSON → the ``normalization``
+  argument → for quantised inputs, the range the tensor's scale/zero-point can represent
+  ([0, 1] → ``"unit"``, [-1, 1] → ``"symmetric"``, [0, 255] → ``"raw"``) → ``"unit"`` (x/255)
+  for float inputs, with a warning logged once per model.
+* labels: ``labels`` argument → TFLite metadata label file → sidecar → ``class_0..``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, InvalidModelError, InvalidTypeError, UnsupportedModelError
+from .metadata import Sidecar, TfliteMetadata, read_sidecar, read_tflite_metadata
+from .modelfile import ModelFile, TensorSpec
+
+__all__ = ["ModelInfo", "describe_model", "parse_normalization", "NORMALIZATIONS", "OUTPUT_KINDS"]
+
+log = logging.getLogger("mtkseg.runtime")
+
+Triple = Tuple[float, float, float]
+NormalizationArg = Union[str, Tuple[object, object], Dict[str, object], None]
+
+#: Named value ranges: (mean, std) in pixel units, model_input = (pixel - mean) / std.
+NORMALIZATIONS: Dict[str, Tuple[Triple, Triple]] = {
+    "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+    "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "symmetric": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+}
+
+#: Output kinds: how the output tensor turns into a class mask.
+OUTPUT_KINDS = ("logits", "probabilities", "class_index", "binary_probability", "binary_logit")
+
+_INPUT_DTYPES = ("float32", "float16", "int8", "uint8")
+_SCORE_DTYPES = ("float32", "float16", "int8", "uint8")
+_LABEL_DTYPES = ("int32", "int64", "uint8", "int8")
+_warned_default: set = set()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What mtkseg read from a segmentation model (``mtkseg info MODEL`` prints it)."""
+
+    path: Optional[str]
+    size_bytes: int
+    # input
+    input_name: str
+    input_shape: Tuple[int, ...]
+    input_shape_signature: Tuple[int, ...]
+    input_dtype: str
+    input_layout: str  # "nhwc" | "nchw"
+    input_channels: int
+    input_size: Tuple[int, int]  # (height, width)
+    resizable: bool
+    input_scale: Optional[float]
+    input_zero_point: Optional[int]
+    # output
+    output_name: str
+    output_shape: Tuple[int, ...]
+    output_dtype: str
+    output_layout: str  # "nhwc" | "nchw"
+    output_kind: str  # one of OUTPUT_KINDS
+    output_size: Tuple[int, int]
+    output_scale: Optional[float]
+    output_zero_point: Optional[int]
+    # semantics
+    num_classes: Optional[int]
+    class_names: Tuple[str, ...]
+    labels_source: str  # "argument" | "metadata" | "sidecar" | "generated" | "none"
+    palette: Tuple[Tuple[int, int, int], ...]
+    mean: Triple
+    std: Triple
+    normalization_source: str  # "argument" | "metadata" | "sidecar" | "quantization" | "default"
+    color_order: str  # "rgb" | "bgr" | "gray"
+    ignore_index: Optional[int]
+    # provenance
+    operators: Dict[str, int]
+    custom_ops: Tuple[str, ...]
+    metadata_name: Optional[str] = None
+    metadata_version: Optional[str] = None
+    sidecar: Optional[str] = None
+    num_outputs: int = 1
+    output_index: int = 0
+
+    @property
+    def quantized_input(self) -> bool:
+        return self.input_scale is not None
+
+    @property
+    def quantized_output(self) -> bool:
+        return self.output_scale is not None
+
+    @property
+    def has_scores(self) -> bool:
+        """True when the output holds per-class scores (``confidence()`` and ``score_filter`` work)."""
+        return self.output_kind in ("logits", "probabilities")
+
+    def to_dict(self) -> Dict[str, object]:
+        """JSON-friendly dictionary of every field."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = [list(x) if isinstance(x, tuple) else x for x in v]
+        return d
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        def q(scale, zp):
+            return f", scale={scale:.6g}, zero_point={zp}" if scale is not None else ""
+
+        names = ", ".join(self.class_names) if len(self.class_names) <= 24 else (
+            ", ".join(self.class_names[:24]) + f", ... ({len(self.class_names)} names)"
+        )
+        ops = ", ".join(f"{name} x{n}" for name, n in sorted(self.operators.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines = [
+            f"model:          {self.path or '<bytes>'} ({self.size_bytes / 1024:.1f} KiB)",
+            f"input:          {self.input_name} {list(self.input_shape_signature)} {self.input_dtype} "
+            f"{self.input_layout.upper()}{q(self.input_scale, self.input_zero_point)}",
+            f"input size:     {self.input_size[0]}x{self.input_size[1]} (HxW), {self.input_channels} channel(s), "
+            f"{'resizable' if self.resizable else 'fixed'}",
+            f"colour order:   {self.color_order}",
+            f"normalization:  mean={list(self.mean)} std={list(self.std)} (pixel units; from {self.normalization_source})",
+            f"output:         {self.output_name} {list(self.output_shape)} {self.output_dtype} "
+            f"{self.output_layout.upper()}{q(self.output_scale, self.output_zero_point)}",
+            f"output kind:    {self.output_kind}, {self.output_size[0]}x{self.output_size[1]}",
+            f"classes:        {self.num_classes if self.num_classes is not None else 'unknown'} "
+            f"(labels from {self.labels_source})",
+            f"class names:    {names or '-'}",
+            f"operators:      {ops}",
+        ]
+        if self.custom_ops:
+            lines.append(f"custom ops:     {', '.join(self.custom_ops)}")
+        if self.metadata_name or self.metadata_version:
+            lines.append(f"tflite metadata: {self.metadata_name or '-'} {self.metadata_version or ''}".rstrip())
+        if self.sidecar:
+            lines.append(f"sidecar:        {self.sidecar}")
+        if self.num_outputs > 1:
+            lines.append(f"outputs:        {self.num_outputs} (using output {self.output_index})")
+        return "\n".join(lines)
+
+    def with_shapes(self, input_shape: Sequence[int], output_shape: Sequence[int]) -> "ModelInfo":
+        """The same model after the interpreter (re)allocated tensors of these shapes."""
+        input_shape = tuple(int(v) for v in input_shape)
+        output_shape = tuple(int(v) for v in output_shape)
+        hw = (input_shape[2], input_shape[3]) if self.input_layout == "nchw" else (input_shape[1], input_shape[2])
+        if self.output_layout == "nchw":
+            ohw = (output_shape[2], output_shape[3])
+        else:  # (1, h, w, C) or class indices (1, h, w)
+            ohw = (output_shape[1], output_shape[2])
+        return replace(self, input_shape=input_shape, input_size=hw, output_shape=output_shape, output_size=ohw)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _triple(value: object, name: str) -> Triple:
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"normalization: {name} must be a number or 3 numbers, got {value!r}") from exc
+    if arr.size == 1:
+        arr = np.repeat(arr, 3)
+    if arr.size != 3 or not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(f"normalization: {name} must be a finite number or 3 numbers, got {value!r}")
+    return (float(arr[0]), float(arr[1]), float(arr[2]))
+
+
+def parse_normalization(value: NormalizationArg) -> Optional[Tuple[Triple, Triple]]:
+    """``"unit"`` (x/255), ``"raw"`` (0..255), ``"symmetric"`` ([-1, 1]), ``(mean, std)`` or
+    ``{"mean": .., "std": ..}`` in 0..255 pixel units (per channel or one value) → (mean, std)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        key = value.lower()
+        if key not in NORMALIZATIONS:
+            raise InvalidArgumentError(
+                f"normalization: expected one of {sorted(NORMALIZATIONS)} or (mean, std), got {value!r}"
+            )
+        return NORMALIZATIONS[key]
+    if isinstance(value, dict):
+        if set(value) != {"mean", "std"}:
+            raise InvalidArgumentError(f"normalization: a dict needs exactly 'mean' and 'std', got {sorted(value)}")
+        mean, std = value["mean"], value["std"]
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        mean, std = value
+    else:
+        raise InvalidTypeError(
+            f"normalization: expected a name ('unit', 'raw', 'symmetric') or (mean, std), got {value!r}"
+        )
+    m, s = _triple(mean, "mean"), _triple(std, "std")
+    if any(v <= 0 for v in s):
+        raise InvalidArgumentError(f"normalization: std must be positive, got {list(s)}")
+    return m, s
+
+
+def _range_of_quantization(dtype: str, scale: float, zp: int) -> Optional[Tuple[str, Tuple[Triple, Triple]]]:
+    qmin, qmax = (-128, 127) if dtype == "int8" else (0, 255)
+    lo, hi = (qmin - zp) * scale, (qmax - zp) * scale
+    for name, target in (("unit", (0.0, 1.0)), ("symmetric", (-1.0, 1.0)), ("raw", (0.0, 255.0))):
+        span = target[1] - target[0]
+        if abs(lo - target[0]) <= 0.03 * span and abs(hi - target[1]) <= 0.03 * span:
+            return name, NORMALIZATIONS[name]
+    return None
+
+
+def _ratio_matches(a: int, b: int, ih: int, iw: int) -> bool:
+    """True when an (a, b) map has the input's aspect ratio (one pixel of rounding allowed)."""
+    if a <= 0 or b <= 0 or ih <= 0 or iw <= 0:
+        return False
+    return abs(a * iw - b * ih) <= max(ih, iw) and 1 / 64 <= a / ih <= 4
+
+
+def _single_quant(spec: TensorSpec, what: str, label: str) -> Tuple[Optional[float], Optional[int]]:
+    if not spec.quantized:
+        return None, None
+    if len(spec.scale) != 1:
+        raise UnsupportedModelError(
+            f"{label}: {what} tensor {spec.name!r} is quantised per channel ({len(spec.scale)} scales); "
+            "mtkseg supports per-tensor quantisation of inputs and outputs"
+        )
+    return float(spec.scale[0]), int(spec.zero_point[0] if spec.zero_point else 0)
+
+
+def _input_layout(spec: TensorSpec, label: str) -> Tuple[str, int, Tuple[int, int], bool]:
+    shape, sig = spec.shape, spec.shape_signature
+    if spec.dtype not in _INPUT_DTYPES:
+        raise UnsupportedModelError(
+            f"{label}: input {spec.name!r} has dtype {spec.dtype}; mtkseg feeds images as "
+            f"{', '.join(_INPUT_DTYPES)} (re-export the model with one of these input types)"
+        )
+    if len(shape) != 4:
+        raise UnsupportedModelError(
+            f"{label}: input {spec.name!r} has shape {list(sig)}; expected an image tensor "
+            "(1, h, w, 1|3) NHWC or (1, 1|3, h, w) NCHW"
+        )
+    if sig[0] not in (1, -1):
+        raise UnsupportedModelError(f"{label}: input batch size is {sig[0]}; mtkseg runs batch 1 (re-export with batch 1)")
+    if shape[3] in (1, 3) and sig[3] != -1:
+        layout, channels, hw, dyn = "nhwc", shape[3], (shape[1], shape[2]), (sig[1] == -1 or sig[2] == -1)
+    elif shape[1] in (1, 3) and sig[1] != -1:
+        layout, channels, hw, dyn = "nchw", shape[1], (shape[2], shape[3]), (sig[2] == -1 or sig[3] == -1)
+    else:
+        raise UnsupportedModelError(
+            f"{label}: input {spec.name!r} has shape {list(sig)}: {shape[3] if shape[3] > 0 else '?'} channels; "
+            "mtkseg supports 1 (gray) or 3 (colour) channel images, NHWC or NCHW"
+        )
+    return layout, int(channels), (int(hw[0]), int(hw[1])), bool(dyn)
+
+
+def _output_kind(spec: TensorSpec, producer: str, in_hw: Tuple[int, int], label: str) -> Tuple[str, str, Tuple[int, int], Optional[int]]:
+    """(kind, layout, (h, w), num_classes) of an output tensor; UnsupportedModelError if none fits."""
+    shape, sig, dtype = spec.shape, spec.shape_signature, spec.dtype
+    what = f"{label}: output {spec.name!r} {list(sig)} {dtype}"
+    if len(shape) == 3 and shape[0] == 1:
+        shape, sig = shape + (1,), sig + (1,)
+    if len(shape) != 4 or shape[0] != 1:
+        raise UnsupportedModelError(
+            f"{what} is not a segmentation map: expected (1, h, w, C) / (1, C, h, w) scores, "
+            "(1, h, w[, 1]) class indices or (1, h, w, 1) one-channel scores"
+        )
+    integer = dtype in ("int32", "int64") or (dtype in ("uint8", "int8") and not spec.quantized)
+    if shape[3] == 1 and sig[3] != -1:
+        hw = (shape[1], shape[2])
+        if integer:
+            if dtype not in _LABEL_DTYPES:
+                raise UnsupportedModelError(f"{what}: class-index output must be int32/int64/uint8")
+            return "class_index", "nhwc", hw, None
+        if dtype not in _SCORE_DTYPES:
+            raise UnsupportedModelError(f"{what}: one-channel score output must be float32/float16/int8/uint8")
+        return ("binary_probability" if producer == "LOGISTIC" else "binary_logit"), "nhwc", hw, 2
+    if integer and dtype in ("int32", "int64"):
+        raise UnsupportedModelError(f"{what}: integer output with several channels is neither scores nor class indices")
+    if dtype not in _SCORE_DTYPES:
+        raise UnsupportedModelError(f"{what}: score outputs must be float32/float16/int8/uint8")
+    if sig[3] == -1 and sig[1] != -1:
+        layout = "nchw"
+    elif sig[1] == -1 and sig[3] != -1:
+        layout = "nhwc"
+    else:
+        ih, iw = in_hw
+        nhwc_ok = _ratio_matches(shape[1], shape[2], ih, iw)
+        nchw_ok = _ratio_matches(shape[2], shape[3], ih, iw)
+        layout = "nchw" if (nchw_ok and not nhwc_ok) else "nhwc"
+    if layout == "nchw":
+        classes, hw = shape[1], (shape[2], shape[3])
+    else:
+        classes, hw = shape[3], (shape[1], shape[2])
+    if classes < 2:
+        raise UnsupportedModelError(f"{what}: a score map needs at least 2 classes")
+    kind = "probabilities" if producer == "SOFTMAX" else "logits"
+    return kind, layout, (int(hw[0]), int(hw[1])), int(classes)
+
+
+def describe_model(
+    mf: ModelFile,
+    *,
+    labels: Optional[Sequence[str]] = None,
+    normalization: NormalizationArg = None,
+    input_size: Optional[Sequence[int]] = None,
+) -> ModelInfo:
+    """Read a validated model into a :class:`ModelInfo` (see the module doc for precedence).
+
+    Raises:
+        UnsupportedModelError: the tensors are not a layout/dtype mtkseg supports (says which).
+        InvalidModelError: metadata or sidecar is corrupt or contradicts the model.
+        InvalidArgumentError: ``labels``/``normalization``/``input_size`` are invalid.
+    """
+    label = mf.label
+    if len(mf.inputs) != 1:
+        raise UnsupportedModelError(
+            f"{label}: the model has {len(mf.inputs)} inputs "
+            f"({', '.join(repr(t.name) for t in mf.inputs)}); mtkseg runs single-image models"
+        )
+    spec_in = mf.inputs[0]
+    layout, channels, hw, resizable = _input_layout(spec_in, label)
+    in_scale, in_zp = _single_quant(spec_in, "input", label)
+
+    if input_size is not None:
+        try:
+            size = tuple(int(v) for v in input_size)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"input_size: expected (height, width), got {input_size!r}") from exc
+        if len(size) != 2 or min(size) <= 0:
+            raise InvalidArgumentError(f"input_size: expected positive (height, width), got {input_size!r}")
+        if size != hw and not resizable:
+            raise InvalidArgumentError(
+                f"input_size: the model's input is fixed at {hw[0]}x{hw[1]}; it cannot run at {size[0]}x{size[1]} "
+                "(only models exported with a dynamic height/width can be resized)"
+            )
+        hw = (size[0], size[1])
+
+    meta: Optional[TfliteMetadata] = None
+    if "TFLITE_METADATA" in mf.metadata:
+        meta = read_tflite_metadata(mf.metadata["TFLITE_METADATA"], mf.data, label)
+    sidecar: Optional[Sidecar] = read_sidecar(mf.path)
+
+    if resizable and input_size is None:
+        if sidecar is not None and sidecar.input_size is not None:
+            hw = sidecar.input_size
+        elif hw[0] <= 1 or hw[1] <= 1:
+            raise UnsupportedModelError(
+                f"{label}: the input height/width are dynamic {list(spec_in.shape_signature)}; "
+                "pass input_size=(height, width) to choose the resolution"
+            )
+
+    # Output: first output with a supported layout.
+    chosen = None
+    errors = []
+    for i, spec in enumerate(mf.outputs):
+        try:
+            chosen = (i, spec, _output_kind(spec, mf.producers.get(spec.index, ""), hw, label))
+            break
+        except UnsupportedModelError as exc:
+            errors.append(str(exc))
+    if chosen is None:
+        raise UnsupportedModelError("; ".join(errors) if errors else f"{label}: the model has no outputs")
+    out_index, spec_out, (kind, out_layout, out_hw, num_classes) = chosen
+    out_scale, out_zp = _single_quant(spec_out, "output", label)
+
+    # Value range.
+    explicit = parse_normalization(normalization)
+    if explicit is not None:
+        (mean, std), norm_source = explicit, "argument"
+        if (meta and meta.mean) or (sidecar and sidecar.mean):
+            log.info("%s: normalization=%r overrides the value range stored with the model", label, normalization)
+    elif meta is not None and meta.mean is not None and meta.std is not None:
+        mean, std, norm_source = meta.mean, meta.std, "metadata"
+    elif sidecar is not None and sidecar.mean is not None and sidecar.std is not None:
+        mean, std, norm_source = sidecar.mean, sidecar.std, "sidecar"
+    else:
+        inferred = _range_of_quantization(spec_in.dtype, in_scale, in_zp) if in_scale is not None else None
+        if inferred is not None:
+            (mean, std), norm_source = inferred[1], "quantization"
+        else:
+            (mean, std), norm_source = NORMALIZATIONS["unit"], "default"
+            key = label
+            if key not in _warned_default:
+                _warned_default.add(key)
+                log.warning(
+                    "%s: no normalization in TFLite metadata or sidecar JSON; assuming 'unit' (pixel/255). "
+                    "Pass normalization='raw'|'symmetric'|(mean, std) if the model expects another range.",
+                    label,
+                )
+
+    # Colour order.
+    if channels == 1:
+        color_order = "gray"
+    elif sidecar is not None and sidecar.color_order:
+        color_order = sidecar.color_order
+    else:
+        color_order = "rgb"
+
+    # Labels.
+    if labels is not None:
+        if isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
+            raise InvalidTypeError("labels: expected a sequence of class-name strings")
+        names, labels_source = tuple(labels), "argument"
+        if num_classes is not None and len(names) != num_classes:
+            raise InvalidArgumentError(f"labels: {len(names)} names for a model with {num_classes} classes")
+    elif meta is not None and meta.labels:
+        names, labels_source = meta.labels, "metadata"
+    elif sidecar is not None and sidecar.labels:
+        names, labels_source = sidecar.labels, "sidecar"
+    else:
+        names, labels_source = (), "none"
+    if labels_source in ("metadata", "sidecar") and num_classes is not None and len(names) != num_classes:
+        raise InvalidModelError(
+            f"{label}: the {labels_source} lists {len(names)} labels but the model outputs {num_classes} classes; "
+            "fix the label list or pass labels=[...]"
+        )
+    if not names and num_classes is not None:
+        names, labels_source = tuple(f"class_{i}" for i in range(num_classes)), "generated"
+    if num_classes is None and names:
+        num_classes = len(names)
+
+    from ..viz import default_palette
+
+    count = num_classes if num_classes is not None else 256
+    if sidecar is not None and sidecar.palette is not None and len(sidecar.palette) >= count:
+        palette = tuple(tuple(int(v) for v in c) for c in sidecar.palette)
+    else:
+        palette = tuple(tuple(int(v) for v in c) for c in default_palette(count))
+
+    in_shape = list(spec_in.shape)
+    if layout == "nchw":
+        in_shape[2], in_shape[3] = hw
+    else:
+        in_shape[1], in_shape[2] = hw
+    in_shape[0] = 1
+    return ModelInfo(
+        path=str(mf.path) if mf.path is not None else None,
+        size_bytes=mf.size,
+        input_name=spec_in.name,
+        input_shape=tuple(in_shape),
+        input_shape_signature=spec_in.shape_signature,
+        input_dtype=spec_in.dtype,
+        input_layout=layout,
+        input_channels=channels,
+        input_size=hw,
+        resizable=resizable,
+        input_scale=in_scale,
+        input_zero_point=in_zp,
+        output_name=spec_out.name,
+        output_shape=spec_out.shape,
+        output_dtype=spec_out.dtype,
+        output_layout=out_layout,
+        output_kind=kind,
+        output_size=out_hw,
+        output_scale=out_scale,
+        output_zero_point=out_zp,
+        num_classes=num_classes,
+        class_names=names,
+        labels_source=labels_source,
+        palette=palette,
+        mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in std),  # type: ignore[arg-type]
+        normalization_source=norm_source,
+        color_order=color_order,
+        ignore_index=sidecar.ignore_index if sidecar is not None else None,
+        operators=dict(Counter(mf.operators)),
+        custom_ops=mf.custom_ops,
+        metadata_name=(meta.name or None) if meta else None,
+        metadata_version=(meta.version or None) if meta else None,
+        sidecar=str(sidecar.path) if sidecar is not None else None,
+        num_outputs=len(mf.outputs),
+        output_index=out_index,
+    )
+

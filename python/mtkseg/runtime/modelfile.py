@@ -1,0 +1,264 @@
+"""Read and validate a ``.tflite`` flatbuffer before any interpreter sees it.
+
+The interpreter backends abort or print cryptic messages on bad files, so every model goes
+through :func:`read_model_file` first: the file must exist, be large enough, carry the
+``TFL3`` identifier, and every table and buffer the model references must lie inside the file
+(a truncated download fails here with :class:`~mtkseg.errors.InvalidModelError`).  The parse
+also yields what introspection needs without running the model: input/output tensors, the
+operators (with custom ops named), the operator producing each output, and the metadata
+buffers (``TFLITE_METADATA``, ``min_runtime_version``...).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import InvalidModelError, ModelNotFoundError
+
+__all__ = ["TensorSpec", "ModelFile", "read_model_file", "TFLITE_IDENTIFIER"]
+
+TFLITE_IDENTIFIER = b"TFL3"
+_MIN_SIZE = 32  # root offset + identifier + the smallest possible tables
+
+# schema.fbs TensorType -> numpy dtype name (None: a type mtkseg never reads or writes).
+_TENSOR_TYPES = {
+    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
+    8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64", 13: "resource",
+    14: "variant", 15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor as declared in the flatbuffer."""
+
+    index: int
+    name: str
+    dtype: str
+    shape: Tuple[int, ...]
+    shape_signature: Tuple[int, ...]
+    scale: Tuple[float, ...] = ()
+    zero_point: Tuple[int, ...] = ()
+
+    @property
+    def quantized(self) -> bool:
+        """True when the tensor carries a (non-zero) quantisation scale."""
+        return len(self.scale) > 0 and any(s != 0 for s in self.scale)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A validated TFLite model held in memory."""
+
+    path: Optional[Path]
+    data: bytes = field(repr=False)
+    inputs: Tuple[TensorSpec, ...]
+    outputs: Tuple[TensorSpec, ...]
+    operators: Tuple[str, ...]
+    custom_ops: Tuple[str, ...]
+    producers: Dict[int, str] = field(repr=False)
+    metadata: Dict[str, bytes] = field(repr=False)
+    schema_version: int = 3
+    description: str = ""
+
+    @property
+    def size(self) -> int:
+        """File size in bytes."""
+        return len(self.data)
+
+    @property
+    def label(self) -> str:
+        """How to name the model in messages."""
+        return str(self.path) if self.path is not None else "<model bytes>"
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - ai-edge-litert is a core dependency
+        try:
+            from tflite_runtime import schema_py_generated as schema  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[no-redef]
+    return schema
+
+
+_OP_NAMES: Dict[int, str] = {}
+
+
+def _op_name(schema, code: int) -> str:
+    if not _OP_NAMES:
+        for name, value in vars(schema.BuiltinOperator).items():
+            if not name.startswith("_") and isinstance(value, int):
+                _OP_NAMES[value] = name
+    return _OP_NAMES.get(code, f"BUILTIN_{code}")
+
+
+def _vector_end(table, slot_offset: int) -> int:
+    """End offset of the vector in ``slot_offset`` of a table (0 when absent)."""
+    o = table._tab.Offset(slot_offset)
+    if o == 0:
+        return 0
+    start = table._tab.Vector(o)
+    return start + table._tab.VectorLen(o) * 1
+
+
+def _tensor_spec(tensor, index: int) -> TensorSpec:
+    dtype = _TENSOR_TYPES.get(tensor.Type(), f"type_{tensor.Type()}")
+    shape = tuple(int(v) for v in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+    sig = tuple(int(v) for v in tensor.ShapeSignatureAsNumpy()) if tensor.ShapeSignatureLength() else shape
+    scale: Tuple[float, ...] = ()
+    zp: Tuple[int, ...] = ()
+    q = tensor.Quantization()
+    if q is not None and q.ScaleLength():
+        scale = tuple(float(v) for v in q.ScaleAsNumpy())
+        zp = tuple(int(v) for v in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
+    name = tensor.Name()
+    return TensorSpec(index, name.decode("utf-8", "replace") if name else f"tensor_{index}", dtype, shape, sig, scale, zp)
+
+
+def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
+    schema = _schema()
+    size = len(data)
+    root = struct.unpack_from("<I", data, 0)[0]
+    if root < 8 or root + 4 > size:
+        raise InvalidModelError(f"{label}: corrupt TFLite flatbuffer (root table offset {root} outside the {size}-byte file)")
+    model = schema.Model.GetRootAs(data, 0)
+    if model.SubgraphsLength() < 1:
+        raise InvalidModelError(f"{label}: the TFLite model has no subgraph")
+    # Buffers: every data vector (and every external offset/size) must lie inside the file.
+    for i in range(model.BuffersLength()):
+        buf = model.Buffers(i)
+        if buf is None:
+            continue
+        end = _vector_end(buf, 4)
+        if end > size:
+            raise InvalidModelError(f"{label}: truncated model (buffer {i} ends at byte {end} of a {size}-byte file)")
+        offset, length = int(buf.Offset()), int(buf.Size())
+        if offset > 1 and offset + length > size:
+            raise InvalidModelError(
+                f"{label}: truncated model (buffer {i} expects {offset + length} bytes, the file has {size})"
+            )
+    codes = []
+    custom = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        if code == schema.BuiltinOperator.CUSTOM:
+            raw = oc.CustomCode()
+            name = raw.decode("utf-8", "replace") if raw else "<unnamed custom op>"
+            custom.append(name)
+            codes.append(name)
+        else:
+            codes.append(_op_name(schema, code))
+    sub = model.Subgraphs(0)
+    num_tensors = sub.TensorsLength()
+    producers: Dict[int, str] = {}
+    operators = []
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        idx = int(op.OpcodeIndex())
+        if idx >= len(codes):
+            raise InvalidModelError(f"{label}: corrupt model (operator {i} uses opcode {idx} of {len(codes)})")
+        operators.append(codes[idx])
+        for t in op.OutputsAsNumpy() if op.OutputsLength() else ():
+            producers[int(t)] = codes[idx]
+    inputs = []
+    outputs = []
+    for getter, count, dest in ((sub.Inputs, sub.InputsLength(), inputs), (sub.Outputs, sub.OutputsLength(), outputs)):
+        for j in range(count):
+            t = int(getter(j))
+            if not 0 <= t < num_tensors:
+                raise InvalidModelError(f"{label}: corrupt model (tensor index {t} of {num_tensors})")
+            dest.append(_tensor_spec(sub.Tensors(t), t))
+    # Walk every tensor once so a truncated tensor table fails here, not in native code.
+    for t in range(num_tensors):
+        tensor = sub.Tensors(t)
+        tensor.ShapeLength()
+        tensor.Buffer()
+    metadata: Dict[str, bytes] = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        name = (entry.Name() or b"").decode("utf-8", "replace")
+        b = int(entry.Buffer())
+        if 0 <= b < model.BuffersLength():
+            buf = model.Buffers(b)
+            off, length = int(buf.Offset()), int(buf.Size())
+            if buf.DataLength():
+                start = buf._tab.Vector(buf._tab.Offset(4))
+                metadata[name] = bytes(data[start : start + buf.DataLength()])
+            elif off > 1:
+                metadata[name] = bytes(data[off : off + length])
+    desc = model.Description()
+    return ModelFile(
+        path=path,
+        data=data,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        operators=tuple(operators),
+        custom_ops=tuple(dict.fromkeys(custom)),
+        producers=producers,
+        metadata=metadata,
+        schema_version=int(model.Version()),
+        description=desc.decode("utf-8", "replace") if desc else "",
+    )
+
+
+def read_model_file(model: Union[str, Path, bytes, bytearray, memoryview]) -> ModelFile:
+    """Load and validate a TFLite model from a path (or from bytes already in memory).
+
+    Raises:
+        ModelNotFoundError: the path does not exist or is a directory.
+        InvalidModelError: not a TFLite flatbuffer (wrong identifier, too small) or truncated.
+    """
+    path: Optional[Path]
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, path, label = bytes(model), None, "<model bytes>"
+    elif isinstance(model, (str, Path)):
+        path = Path(model).expanduser()
+        label = str(path)
+        if not path.exists():
+            raise ModelNotFoundError(f"model file not found: {path} (pass the path of a .tflite file)")
+        if path.is_dir():
+            raise ModelNotFoundError(f"model path is a directory, not a .tflite file: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelNotFoundError(f"cannot read model file {path}: {exc}") from exc
+    else:
+        from ..errors import InvalidTypeError
+
+        raise InvalidTypeError(f"model: expected a path (str or Path) or bytes, got {type(model).__name__}")
+    if len(data) < _MIN_SIZE:
+        raise InvalidModelError(f"{label}: {len(data)} bytes is too small to be a TFLite model (empty or truncated file?)")
+    ident = data[4:8]
+    if ident != TFLITE_IDENTIFIER:
+        hint = ""
+        if data[:4] == b"PK\x03\x04":
+            hint = " (it is a zip archive: extract the .tflite file from it)"
+        elif data[:8] == b"\x89HDF\r\n\x1a\n":
+            hint = " (it is a Keras .h5 file: convert it with `mtkseg export` or tf.lite.TFLiteConverter)"
+        elif data[:1] == b"\x08":
+            hint = " (it looks like a protobuf, e.g. ONNX or a SavedModel .pb: convert it to TFLite first)"
+        raise InvalidModelError(
+            f"{label}: not a TFLite flatbuffer (file identifier {ident!r}, expected {TFLITE_IDENTIFIER!r}){hint}"
+        )
+    try:
+        return _parse(data, label, path)
+    except InvalidModelError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeError) as exc:
+        raise InvalidModelError(f"{label}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc
+
+
+def dtype_of(spec: TensorSpec) -> np.dtype:
+    """numpy dtype of a tensor (``InvalidModelError`` for types numpy cannot hold)."""
+    try:
+        return np.dtype(spec.dtype)
+    except TypeError as exc:
+        raise InvalidModelError(f"tensor {spec.name!r} has type {spec.dtype}, which numpy cannot represent") from exc

@@ -1,0 +1,427 @@
+"""Sessions: one model loaded in a runtime, with zero-copy access to its I/O buffers.
+
+:class:`InterpreterSession` (TFLite/LiteRT ``Interpreter`` + optional delegate)
+    ``input_buffer()`` and ``output_buffer()`` are numpy views of the interpreter's own tensors
+    (``interpreter.tensor(i)()``): preprocessing writes straight into the input, postprocessing
+    reads the output where it lies, so a frame costs **no copies** beyond the model's own.
+    The backend refuses to invoke while a view is alive, so views must be dropped (or
+    copied) before the next :meth:`invoke` / :meth:`resize_input`.
+
+:class:`CompiledModelSession` (LiteRT ``CompiledModel`` + ``HardwareAccelerator``)
+    The Python API exposes tensor buffers only through ``write``/``read``: one copy in (the
+    staging array preprocessing writes into) and one copy out (a fresh array per frame).
+
+:func:`open_session` walks the delegate/accelerator fallback chain (see
+:mod:`mtkseg.runtime.delegates`) and maps backend failures to typed errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import (
+    DelegateError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelError,
+    UnsupportedModelError,
+    UnsupportedOpError,
+)
+from .backends import Backend, default_num_threads, get_backend
+from .delegates import (
+    DelegateCandidate,
+    accelerator_candidates,
+    delegate_candidates,
+    options_for,
+    preflight_library,
+    raise_delegate_error,
+)
+from .info import ModelInfo
+from .modelfile import ModelFile
+
+__all__ = ["Session", "InterpreterSession", "CompiledModelSession", "open_session", "check_num_threads"]
+
+log = logging.getLogger("mtkseg.runtime")
+
+
+class Session:
+    """Common interface of the runtime sessions (used by :class:`mtkseg.Segmenter`)."""
+
+    backend: str = ""
+    delegate: str = ""
+    attempts: Tuple[Tuple[str, str], ...] = ()
+    #: Copies of frame-sized data a frame costs beyond the model's own compute.
+    copies_per_frame: int = 0
+    #: True when :meth:`output_buffer` returns an array the caller may keep (fresh per frame).
+    output_owned: bool = False
+    num_threads: int = 1
+
+    def input_buffer(self) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def invoke(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def output_buffer(self) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- error mapping
+
+_CUSTOM_RE = re.compile(r"(?:unresolved custom op|find custom op for name)[:\s]*'?([\w./-]+)", re.I)
+_BUILTIN_RE = re.compile(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'", re.I)
+
+
+def op_error(exc: BaseException, mf: ModelFile, backend: Backend) -> Optional[UnsupportedOpError]:
+    """An UnsupportedOpError when ``exc`` says an operator is missing (else None)."""
+    msg = str(exc)
+    m = _CUSTOM_RE.search(msg)
+    if m or ("custom op" in msg.lower() and mf.custom_ops):
+        op = m.group(1).rstrip(".") if m else mf.custom_ops[0]
+        if op.startswith("Flex"):
+            where = "the tensorflow backend with the Flex (select TF ops) delegate, or re-export with builtin ops only"
+        elif op.upper().startswith("MTKEXT"):
+            where = "MediaTek's Neuron delegate (delegate='neuron'), which implements MTKEXT_* operators"
+        else:
+            where = "a backend or delegate that registers it (e.g. a vendor delegate), or re-export the model without it"
+        return UnsupportedOpError(f"{mf.label}: custom operator {op!r} is not provided by {backend}; it needs {where}")
+    m = _BUILTIN_RE.search(msg)
+    if m:
+        return UnsupportedOpError(
+            f"{mf.label}: operator {m.group(1)} version {m.group(2)} is newer than {backend} supports; "
+            "upgrade the runtime (pip install -U ai-edge-litert) or convert the model with an older converter"
+        )
+    if "select tensorflow op" in msg.lower() or "flex" in msg.lower() and "delegate" in msg.lower():
+        return UnsupportedOpError(
+            f"{mf.label}: the model uses TensorFlow (Flex) ops, which {backend} lacks; use the tensorflow backend "
+            "or re-export with builtin ops only"
+        )
+    return None
+
+
+def check_num_threads(num_threads: Optional[int]) -> int:
+    """Validate ``num_threads`` (None → usable cores)."""
+    if num_threads is None:
+        return default_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
+        raise InvalidTypeError(f"num_threads: expected an int or None, got {type(num_threads).__name__}")
+    if num_threads < 1:
+        raise InvalidArgumentError(f"num_threads: expected >= 1 (or None for all usable cores), got {num_threads}")
+    return int(num_threads)
+
+
+# ----------------------------------------------------------------------------- interpreter
+
+class InterpreterSession(Session):
+    """A TFLite/LiteRT Interpreter with zero-copy I/O views (not thread-safe)."""
+
+    copies_per_frame = 0
+    output_owned = False
+
+    def __init__(self, interpreter: Any, input_index: int, output_index: int, backend: Backend, delegate: str,
+                 attempts: Sequence[Tuple[str, str]], delegate_handle: Any, num_threads: int):
+        self._it = interpreter
+        self._in = int(input_index)
+        self._out = int(output_index)
+        self._delegate_handle = delegate_handle  # keep the delegate alive as long as the interpreter
+        self.backend = str(backend)
+        self.delegate = delegate
+        self.attempts = tuple(attempts)
+        self.num_threads = num_threads
+
+    def _require_open(self) -> Any:
+        if self._it is None:
+            raise ModelError("the session is closed")
+        return self._it
+
+    def input_buffer(self) -> np.ndarray:
+        return self._require_open().tensor(self._in)()
+
+    def output_buffer(self) -> np.ndarray:
+        return self._require_open().tensor(self._out)()
+
+    def invoke(self) -> None:
+        it = self._require_open()
+        try:
+            it.invoke()
+        except RuntimeError as exc:
+            if "reference to internal data" in str(exc):
+                raise ModelError(
+                    "the interpreter's output is still referenced (a score_filter or caller kept a view of it); "
+                    "copy what you need to keep before the next run()"
+                ) from exc
+            raise ModelError(f"inference failed: {exc}") from exc
+
+    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        it = self._require_open()
+        try:
+            it.resize_tensor_input(self._in, [int(v) for v in shape], strict=False)
+            it.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise UnsupportedModelError(f"the model cannot run at input shape {list(shape)}: {exc}") from exc
+        return self.shapes()
+
+    def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        it = self._require_open()
+        details = {d["index"]: d for d in it.get_input_details() + it.get_output_details()}
+        return tuple(int(v) for v in details[self._in]["shape"]), tuple(int(v) for v in details[self._out]["shape"])
+
+    def close(self) -> None:
+        self._it = None
+        self._delegate_handle = None
+
+
+def _make_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int, delegates: List[Any]) -> Any:
+    kwargs = {"model_content": mf.data, "num_threads": threads}
+    if delegates:
+        kwargs["experimental_delegates"] = delegates
+    it = backend.interpreter_class(**kwargs)
+    in_index = mf.inputs[0].index
+    declared = tuple(int(v) for v in mf.inputs[0].shape)
+    if tuple(info.input_shape) != declared:
+        it.resize_tensor_input(in_index, list(info.input_shape), strict=False)
+    it.allocate_tensors()
+    return it
+
+
+def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int,
+                      candidates: List[DelegateCandidate], explicit: bool,
+                      delegate_options: Optional[Mapping[str, object]], quiet: bool) -> InterpreterSession:
+    attempts: List[Tuple[str, str]] = []
+    # "auto" expects most delegates to be missing on a given machine: log skips at INFO.
+    level = logging.INFO if quiet else logging.WARNING
+    in_index, out_index = mf.inputs[0].index, mf.outputs[info.output_index].index
+    for cand in candidates:
+        if cand.is_cpu:
+            try:
+                it = _make_interpreter(backend, mf, info, threads, [])
+            except (RuntimeError, ValueError) as exc:
+                err = op_error(exc, mf, backend)
+                if err is not None:
+                    raise err from exc
+                raise ModelError(f"{mf.label}: {backend} could not load the model: {exc}") from exc
+            if attempts:
+                log.log(level, "%s: running on cpu (%d delegate attempt(s) skipped)", mf.label, len(attempts))
+            return InterpreterSession(it, in_index, out_index, backend, "cpu", attempts, None, threads)
+        if not cand.libraries:
+            reason = "no delegate library for this platform (NNAPI exists only on Android)"
+            attempts.append((cand.name, reason))
+            log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
+            continue
+        opts = options_for(cand, delegate_options)
+        for library in cand.libraries:
+            why = preflight_library(library)
+            if why is not None:
+                attempts.append((cand.name, why))
+                log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, why)
+                continue
+            try:
+                handle = backend.load_delegate(library, opts)
+            except Exception as exc:  # ValueError/RuntimeError/OSError from the loader
+                reason = f"{library}: loader failed: {exc}"
+                attempts.append((cand.name, reason))
+                log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
+                continue
+            try:
+                it = _make_interpreter(backend, mf, info, threads, [handle])
+            except Exception as exc:
+                err = op_error(exc, mf, backend)
+                if explicit and err is not None:
+                    raise err from exc
+                reason = f"{library}: could not apply to the model: {exc}"
+                attempts.append((cand.name, reason))
+                log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
+                continue
+            desc = cand.name if cand.name == library else f"{cand.name} ({library})"
+            log.info("%s: running on delegate %s", mf.label, desc)
+            return InterpreterSession(it, in_index, out_index, backend, desc, attempts, handle, threads)
+        if explicit:
+            break
+    hint = (
+        "Install the delegate library or pass its path (delegate='/path/lib.so'), set MTKSEG_<NAME>_DELEGATE, "
+        "or use delegate='auto' to fall back to the CPU"
+    )
+    what = f"delegate {candidates[0].name!r}" if len(candidates) == 1 else f"delegates {[c.name for c in candidates]}"
+    raise_delegate_error(what, attempts, hint)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- compiled model
+
+def _aligned_empty(shape: Sequence[int], dtype: np.dtype, alignment: int = 64) -> np.ndarray:
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % alignment
+    return raw[offset : offset + nbytes].view(dtype).reshape(tuple(shape))
+
+
+class CompiledModelSession(Session):
+    """A LiteRT ``CompiledModel`` on one hardware accelerator (one copy in, one copy out)."""
+
+    copies_per_frame = 2
+    output_owned = True
+
+    def __init__(self, model: Any, info: ModelInfo, mf: ModelFile, backend: Backend, accelerator: str,
+                 attempts: Sequence[Tuple[str, str]], num_threads: int):
+        self._cm = model
+        self._info = info
+        self._mf = mf
+        self.backend = f"{backend} (CompiledModel)"
+        self.delegate = accelerator
+        self.attempts = tuple(attempts)
+        self.num_threads = num_threads
+        self._bind()
+
+    def _bind(self) -> None:
+        sig = self._cm.get_signature_list()
+        self._key = next(iter(sig))
+        ins = self._cm.get_input_tensor_details(self._key)
+        outs = self._cm.get_output_tensor_details(self._key)
+        in_name = next(iter(ins))
+        out_names = list(outs)
+        wanted = self._info.output_name
+        out_name = next((n for n in out_names if outs[n].get("name") == wanted), out_names[min(self._info.output_index, len(out_names) - 1)])
+        self._out_pos = out_names.index(out_name)
+        in_d, out_d = ins[in_name], outs[out_name]
+        self._in_shape = tuple(int(v) for v in in_d["shape"])
+        self._out_shape = tuple(int(v) for v in out_d["shape"])
+        self._out_dtype = np.dtype(str(out_d["dtype"]))
+        self._staging = _aligned_empty(self._in_shape, np.dtype(str(in_d["dtype"])))
+        self._inputs = self._cm.create_input_buffers(0)
+        self._outputs = self._cm.create_output_buffers(0)
+        self._result: Optional[np.ndarray] = None
+
+    def input_buffer(self) -> np.ndarray:
+        return self._staging
+
+    def invoke(self) -> None:
+        if self._cm is None:
+            raise ModelError("the session is closed")
+        try:
+            self._inputs[0].write(self._staging)
+            self._cm.run_by_index(0, self._inputs, self._outputs)
+            n = int(np.prod(self._out_shape))
+            self._result = self._outputs[self._out_pos].read(n, self._out_dtype).reshape(self._out_shape)
+        except RuntimeError as exc:
+            raise ModelError(f"inference failed on {self.delegate}: {exc}") from exc
+
+    def output_buffer(self) -> np.ndarray:
+        if self._result is None:
+            raise ModelError("no output yet: invoke() first")
+        return self._result
+
+    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        try:
+            self._cm.resize_input_tensor(0, [int(v) for v in shape], 0, strict=False)
+        except (RuntimeError, ValueError) as exc:
+            raise UnsupportedModelError(f"the model cannot run at input shape {list(shape)}: {exc}") from exc
+        self._bind()
+        return self._in_shape, self._out_shape
+
+    def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        return self._in_shape, self._out_shape
+
+    def close(self) -> None:
+        self._cm = None
+        self._inputs = self._outputs = []
+        self._result = None
+
+
+_TENSOR_BUFFER_DTYPES = ("float32", "float16", "int32", "int8", "uint8")
+
+
+def _open_compiled(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int, names: List[str],
+                   explicit: bool, quiet: bool) -> CompiledModelSession:
+    from ai_edge_litert.compiled_model import CompiledModel  # type: ignore[import-not-found]
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator  # type: ignore[import-not-found]
+    from ai_edge_litert.options import CpuOptions, Options  # type: ignore[import-not-found]
+
+    if info.output_dtype not in _TENSOR_BUFFER_DTYPES or info.input_dtype not in _TENSOR_BUFFER_DTYPES:
+        raise UnsupportedModelError(
+            f"{mf.label}: LiteRT CompiledModel buffers cannot hold {info.input_dtype} inputs / "
+            f"{info.output_dtype} outputs; use the Interpreter path (delegate=..., accelerator=None)"
+        )
+    flags = {"npu": HardwareAccelerator.NPU, "gpu": HardwareAccelerator.GPU, "cpu": HardwareAccelerator.CPU}
+    level = logging.INFO if quiet else logging.WARNING
+    attempts: List[Tuple[str, str]] = []
+    for name in names:
+        try:
+            options = Options(hardware_accelerators=flags[name], cpu_options=CpuOptions(num_threads=threads))
+            cm = CompiledModel.from_buffer(mf.data, options=options)
+            if tuple(info.input_shape) != tuple(int(v) for v in mf.inputs[0].shape):
+                cm.resize_input_tensor(0, list(info.input_shape), 0, strict=False)
+            session = CompiledModelSession(cm, info, mf, backend, name, attempts, threads)
+        except Exception as exc:  # RuntimeError from the native layer
+            err = op_error(exc, mf, backend)
+            if err is not None and name == "cpu":
+                raise err from exc
+            reason = " ".join(str(exc).split())[:400] or type(exc).__name__
+            attempts.append((name, reason))
+            log.log(level, "%s: accelerator %s skipped: %s", mf.label, name, reason)
+            if explicit:
+                break
+            continue
+        if attempts:
+            log.log(level, "%s: running on accelerator %s (%d skipped)", mf.label, name, len(attempts))
+        return session
+    raise_delegate_error(
+        f"accelerator {names[0]!r}" if explicit else f"accelerators {names}",
+        attempts,
+        "The NPU needs a vendor dispatch library (e.g. MediaTek NeuroPilot) and the GPU a working OpenCL/WebGPU "
+        "driver; use accelerator='auto' or a list ending in 'cpu' to fall back",
+    )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def open_session(
+    mf: ModelFile,
+    info: ModelInfo,
+    *,
+    delegate: Union[str, Sequence[str], None] = "auto",
+    delegate_options: Optional[Mapping[str, object]] = None,
+    num_threads: Optional[int] = None,
+    accelerator: Union[str, Sequence[str], None] = None,
+    backend: Optional[Backend] = None,
+) -> Session:
+    """Load ``mf`` on the first usable delegate (or accelerator) of the requested chain.
+
+    Raises:
+        DelegateError: an explicitly named delegate/accelerator (or every one of a list) failed.
+        UnsupportedOpError: the model needs an operator the backend lacks.
+        ModelError: the backend rejected the model for another reason.
+        BackendError: no interpreter backend is installed.
+    """
+    threads = check_num_threads(num_threads)
+    if delegate_options is not None and not isinstance(delegate_options, Mapping):
+        raise InvalidTypeError(f"delegate_options: expected a dict, got {type(delegate_options).__name__}")
+    backend = backend or get_backend()
+    if accelerator is not None:
+        if delegate not in (None, "auto"):
+            raise InvalidArgumentError(
+                "accelerator and delegate cannot be combined: accelerator= uses LiteRT's CompiledModel, "
+                "delegate= the Interpreter; pass one of them"
+            )
+        names, explicit = accelerator_candidates(accelerator)
+        if not backend.has_compiled_model:
+            reason = f"{backend} has no CompiledModel API (needs ai-edge-litert)"
+            if explicit:
+                raise DelegateError(f"accelerator {names[0]!r} could not be used: {reason}")
+            log.info("%s: accelerator skipped: %s; using the Interpreter", mf.label, reason)
+        else:
+            quiet = isinstance(accelerator, str) and accelerator.lower() == "auto"
+            return _open_compiled(backend, mf, info, threads, names, explicit, quiet)
+    candidates, explicit = delegate_candidates(delegate)
+    quiet = delegate is None or (isinstance(delegate, str) and delegate.strip().lower() == "auto")
+    return _open_interpreter(backend, mf, info, threads, candidates, explicit, delegate_options, quiet)

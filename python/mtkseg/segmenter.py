@@ -1,0 +1,400 @@
+"""``Segmenter``: run a TFLite segmentation model on frames.
+
+::
+
+    import mtkseg
+    with mtkseg.Segmenter("model.tflite") as seg:      # or Segmenter() for the bundled model
+        result = seg.run(frame)                          # HxWx3 uint8 BGR, PIL image or path
+        result.mask, result.overlay(), result.class_fractions()
+
+One frame travels one way: ``ops.preprocess`` writes into the interpreter's input buffer →
+invoke → ``ops.postprocess`` reads the output buffer in place → ``SegmentationResult``.  On the
+Interpreter path this costs no copies beyond the model's own (see
+:mod:`mtkseg.runtime.session` for the CompiledModel path and :mod:`mtkseg.result` for when
+scores are copied for ``confidence()``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from . import ops
+from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
+from .result import SegmentationResult
+from .runtime import ModelInfo, describe_model, open_session, read_model_file
+from .runtime.info import NormalizationArg
+
+__all__ = ["Segmenter", "DEFAULT_MODEL_NAME", "default_model_path"]
+
+DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
+
+ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
+FrameLike = Union[np.ndarray, str, "os.PathLike[str]", Any]
+
+
+def default_model_path() -> Optional[Path]:
+    """The bundled default model: ``mtkseg/models/`` of the installed package, or ``models/``
+    of a source checkout.  None when neither exists."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "models" / DEFAULT_MODEL_NAME, here.parents[1] / "models" / DEFAULT_MODEL_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _choice(value: object, options: Tuple[str, ...], name: str) -> str:
+    if not isinstance(value, str) or value.lower() not in options:
+        raise InvalidArgumentError(f"{name}: expected one of {list(options)}, got {value!r}")
+    return value.lower()
+
+
+def _size_arg(value: Optional[Sequence[int]], name: str) -> Optional[Tuple[int, int]]:
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{name}: expected (height, width), got {value!r}") from exc
+    if h <= 0 or w <= 0:
+        raise InvalidArgumentError(f"{name}: expected positive (height, width), got {value!r}")
+    return (h, w)
+
+
+def _as_frame(frame: FrameLike, color: str) -> Tuple[np.ndarray, str]:
+    """A uint8 numpy frame and its channel order from an array, a PIL image or a path."""
+    if frame is None:
+        raise FrameError("frame is None (cv2.imread and VideoCapture.read return None when they fail: check the source)")
+    if isinstance(frame, (str, os.PathLike)):
+        path = Path(frame)
+        if not path.is_file():
+            raise FrameError(f"frame: image file not found: {path}")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FrameError(f"frame: cannot decode {path} as an image")
+        return image, "bgr"
+    if type(frame).__module__.startswith("PIL."):
+        mode = getattr(frame, "mode", "")
+        if mode == "L":
+            return np.asarray(frame), "rgb"
+        if mode != "RGB":
+            frame = frame.convert("RGB")
+        return np.asarray(frame), "rgb"
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"frame: expected a uint8 numpy image, a PIL.Image or a path, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        hint = " (scale floats in [0, 1] with (frame * 255).astype(np.uint8))" if frame.dtype.kind == "f" else ""
+        raise FrameError(f"frame: expected uint8 pixels, got {frame.dtype}{hint}")
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
+        raise FrameError(f"frame: expected HxW, HxWx1, HxWx3 or HxWx4 uint8, got shape {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise FrameError(f"frame: empty image of shape {frame.shape}")
+    return frame, color
+
+
+class Segmenter:
+    """Semantic segmentation with a TFLite model.
+
+    Args:
+        model: path to a ``.tflite`` file (or its bytes); None for the bundled CamVid model.
+        delegate: ``"auto"`` (default), ``"cpu"``/``"xnnpack"``, ``"gpu"``, ``"nnapi"``,
+            ``"neuron"``, a delegate ``.so`` path, or an ordered list; see
+            :mod:`mtkseg.runtime.delegates`.
+        delegate_options: options passed to the delegate loader (flat, or keyed by name).
+        num_threads: CPU threads of the interpreter; None = all usable cores (LiteRT's own
+            default is 1).
+        color: channel order of 3/4-channel numpy frames, ``"bgr"`` (OpenCV) or ``"rgb"``.
+            PIL images are always RGB, paths are decoded as BGR.
+        fit: ``"stretch"`` the frame to the model input, or ``"letterbox"`` (keep the aspect
+            ratio, pad with black; the padding is cut away from the mask).
+        upsample: ``"nearest"`` (argmax at model resolution, then nearest resize: fastest) or
+            ``"bilinear"`` (scores interpolated to the output size, then argmax: smoother).
+        normalization: the model's value range when it carries none: ``"unit"`` (x/255, the
+            default for float models without metadata, with a warning), ``"raw"`` (0..255),
+            ``"symmetric"`` ([-1, 1]) or ``(mean, std)`` in pixel units.  Overrides metadata.
+        labels: class names (overrides the model's label file / sidecar).
+        output_size: ``(height, width)`` of masks; default each frame's own size.
+        accelerator: ``"npu"``/``"gpu"``/``"cpu"``/``"auto"`` or a list: run with LiteRT's
+            ``CompiledModel`` instead of the Interpreter (cannot be combined with ``delegate``).
+        input_size: ``(height, width)`` for models with a resizable input.
+
+    A Segmenter is **not thread-safe**: one interpreter runs one frame at a time.  Calls from
+    several threads are serialised by an internal lock (correct, but not parallel); use one
+    Segmenter per thread for parallelism.
+    """
+
+    def __init__(
+        self,
+        model: Union[str, "os.PathLike[str]", bytes, None] = None,
+        *,
+        delegate: Union[str, Sequence[str], None] = "auto",
+        delegate_options: Optional[Mapping[str, object]] = None,
+        num_threads: Optional[int] = None,
+        color: str = "bgr",
+        fit: str = "stretch",
+        upsample: str = "nearest",
+        normalization: NormalizationArg = None,
+        labels: Optional[Sequence[str]] = None,
+        output_size: Optional[Sequence[int]] = None,
+        accelerator: Union[str, Sequence[str], None] = None,
+        input_size: Optional[Sequence[int]] = None,
+    ):
+        self._lock = threading.Lock()
+        self._session = None
+        self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
+        self._color = _choice(color, ("bgr", "rgb"), "color")
+        self._fit = _choice(fit, ("stretch", "letterbox"), "fit")
+        self._upsample = _choice(upsample, ("nearest", "bilinear"), "upsample")
+        self._output_size = _size_arg(output_size, "output_size")
+        if model is None:
+            found = default_model_path()
+            if found is None:
+                raise ModelError(
+                    f"the bundled default model ({DEFAULT_MODEL_NAME}) is not installed; pass a model: "
+                    "mtkseg.Segmenter('path/to/model.tflite')"
+                )
+            model = found
+        elif isinstance(model, os.PathLike):
+            model = os.fspath(model)
+        if not isinstance(model, (str, bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"model: expected a path (str or Path), bytes or None, got {type(model).__name__}")
+        self._file = read_model_file(model)
+        info = describe_model(self._file, labels=labels, normalization=normalization, input_size=input_size)
+        self._session = open_session(
+            self._file, info, delegate=delegate, delegate_options=delegate_options,
+            num_threads=num_threads, accelerator=accelerator,
+        )
+        in_shape, out_shape = self._session.shapes()  # type: ignore[attr-defined]
+        self._info = info.with_shapes(in_shape, out_shape)
+        self._palette = np.asarray(self._info.palette, dtype=np.uint8)
+        self._model_color = "bgr" if self._info.color_order == "bgr" else "rgb"
+        self._threshold = 0.5 if self._info.output_kind == "binary_probability" else 0.0
+        if self._info.output_scale is not None:
+            self._scale, self._zp = float(self._info.output_scale), int(self._info.output_zero_point or 0)
+        else:
+            self._scale, self._zp = 1.0, 0
+        if self._info.input_scale is not None:
+            self._in_q: Dict[str, Any] = {"scale": self._info.input_scale, "zero_point": self._info.input_zero_point}
+        else:
+            self._in_q = {}
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def info(self) -> ModelInfo:
+        """Everything read from the model (:class:`~mtkseg.runtime.ModelInfo`)."""
+        return self._info
+
+    @property
+    def backend(self) -> str:
+        """The interpreter backend that runs, e.g. ``"ai-edge-litert 2.3.0"``."""
+        return self._require_open().backend
+
+    @property
+    def delegate(self) -> str:
+        """What actually runs the model: ``"cpu"``, ``"gpu (libtensorflowlite_gpu_delegate.so)"``,
+        ``"npu"`` (accelerator)..."""
+        return self._require_open().delegate
+
+    @property
+    def delegate_attempts(self) -> Tuple[Tuple[str, str], ...]:
+        """``(name, reason)`` of each delegate/accelerator skipped before the one that runs."""
+        return self._require_open().attempts
+
+    @property
+    def num_threads(self) -> int:
+        return self._require_open().num_threads
+
+    @property
+    def copies_per_frame(self) -> int:
+        """Frame-sized copies per ``run()`` beyond the model's own (0 on the Interpreter path)."""
+        return self._require_open().copies_per_frame
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        """Model input ``(height, width)``."""
+        return self._info.input_size
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """Number of classes (None for a class-index model without labels)."""
+        return self._info.num_classes
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        return self._info.class_names
+
+    @property
+    def palette(self) -> np.ndarray:
+        """``(C, 3)`` uint8 RGB colours (sidecar palette, or :func:`mtkseg.viz.default_palette`)."""
+        return self._palette.copy()
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    def _require_open(self):
+        if self._session is None:
+            raise ModelError("this Segmenter is closed")
+        return self._session
+
+    # ------------------------------------------------------------------ running
+
+    def _release_pending(self) -> None:
+        """Copy the scores of live results out of the output buffer before it changes."""
+        if len(self._pending):
+            for result in list(self._pending):
+                result._detach()
+            self._pending = weakref.WeakSet()
+
+    def run(self, frame: FrameLike, *, score_filter: Optional[ScoreFilter] = None) -> SegmentationResult:
+        """Segment one frame.
+
+        Args:
+            frame: ``HxWx3`` uint8 (BGR, or RGB with ``color="rgb"``), ``HxWx4`` (BGRA/RGBA),
+                ``HxW`` gray, a ``PIL.Image`` (RGB) or a path to an image file.
+            score_filter: optional ``f(scores, scale, zero_point) -> scores``, called with the
+                model-resolution ``(h, w, C)`` scores (raw dtype; an NHWC view even for NCHW
+                models) and returning an ``(h, w, C)`` array (raw dtype, or float32/float16
+                dequantised) that is turned into the mask instead.  Used for temporal
+                smoothing.  Score outputs only (not class-index models).
+
+        Raises:
+            FrameError: the frame is None, empty, not uint8 or has an unsupported shape.
+            InvalidArgumentError: ``score_filter`` on a class-index model or returning a
+                wrong shape.
+        """
+        if score_filter is not None and not callable(score_filter):
+            raise InvalidTypeError(f"score_filter: expected a callable, got {type(score_filter).__name__}")
+        if score_filter is not None and self._info.output_kind == "class_index":
+            raise InvalidArgumentError("score_filter: this model outputs class indices, not scores, so there is nothing to filter")
+        with self._lock:
+            session = self._require_open()
+            image, color = _as_frame(frame, self._color)
+            size = self._output_size or (int(image.shape[0]), int(image.shape[1]))
+            t0 = time.perf_counter()
+            self._release_pending()
+            buffer = session.input_buffer()
+            try:
+                geometry = ops.preprocess(
+                    image, buffer, color=color, model_color=self._model_color, layout=self._info.input_layout,
+                    fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
+                )
+            finally:
+                del buffer  # the backend refuses to invoke while a view of its tensors is alive
+            t1 = time.perf_counter()
+            session.invoke()
+            t2 = time.perf_counter()
+            try:
+                mask, scores, layout, scale, zp = self._postprocess(session.output_buffer(), size, geometry, score_filter)
+            except BaseException as exc:
+                # The traceback's frames hold views of the output buffer: drop them so the
+                # next run() can invoke.
+                traceback.clear_frames(exc.__traceback__)
+                raise
+            t3 = time.perf_counter()
+            result = SegmentationResult(
+                mask,
+                class_names=self._info.class_names,
+                palette=self._palette,
+                timings={"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3},
+                frame=image,
+                color=color,
+                scores=scores,
+                scores_layout=layout,
+                scores_scale=scale,
+                scores_zero_point=zp,
+                output_kind=self._info.output_kind,
+                geometry=geometry,
+            )
+            if scores is not None and not session.output_owned:
+                self._pending.add(result)
+            return result
+
+    def _filtered(self, view: np.ndarray, score_filter: ScoreFilter) -> Tuple[np.ndarray, float, int]:
+        filtered = score_filter(view, self._scale, self._zp)
+        if not isinstance(filtered, np.ndarray):
+            raise InvalidTypeError(f"score_filter: must return a numpy array, returned {type(filtered).__name__}")
+        if filtered.shape != view.shape:
+            raise InvalidArgumentError(f"score_filter: returned shape {filtered.shape}, expected {view.shape}")
+        if filtered.dtype == view.dtype:
+            return filtered, self._scale, self._zp
+        if filtered.dtype in (np.float32, np.float16):
+            return filtered, 1.0, 0  # dequantised by the filter
+        raise InvalidTypeError(
+            f"score_filter: returned dtype {filtered.dtype}; expected the output's {view.dtype} or float32/float16"
+        )
+
+    def _postprocess(self, out: np.ndarray, size: Tuple[int, int], geometry: ops.InputGeometry,
+                     score_filter: Optional[ScoreFilter]):
+        if tuple(out.shape) != self._info.output_shape:
+            # Models with a resizable input may only know their output shape after invoke.
+            self._info = self._info.with_shapes(self._info.input_shape, out.shape)
+        kind = self._info.output_kind
+        oh, ow = self._info.output_size
+        if kind == "class_index":
+            mask = ops.postprocess(out.reshape(oh, ow), size, kind="labels", geometry=geometry)
+            return mask, None, "nhwc", 1.0, 0
+        if kind in ("binary_probability", "binary_logit"):
+            hw = out.reshape(oh, ow)
+            scale, zp = self._scale, self._zp
+            if score_filter is not None:
+                filtered, scale, zp = self._filtered(hw[:, :, None], score_filter)
+                hw = filtered[:, :, 0]
+            mask = ops.postprocess(hw, size, kind="score", mode=self._upsample, geometry=geometry,
+                                   threshold=self._threshold, scale=scale, zero_point=zp)
+            return mask, hw, "nhwc", scale, zp
+        layout = self._info.output_layout
+        if score_filter is not None:
+            view = np.transpose(out[0], (1, 2, 0)) if layout == "nchw" else out[0]
+            scores, scale, zp = self._filtered(view, score_filter)
+            layout = "nhwc"
+        else:
+            scores, scale, zp = out, self._scale, self._zp
+        mask = ops.postprocess(scores, size, kind="logits", layout=layout, mode=self._upsample, geometry=geometry)
+        return mask, scores, layout, scale, zp
+
+    def run_batch(self, frames: Sequence[FrameLike], *, score_filter: Optional[ScoreFilter] = None) -> List[SegmentationResult]:
+        """:meth:`run` on each frame of a list, in order (the model runs batch 1)."""
+        if isinstance(frames, (str, bytes, np.ndarray)) or not hasattr(frames, "__iter__"):
+            raise InvalidTypeError(
+                f"frames: expected a list of frames, got {type(frames).__name__} (use run() for a single frame)"
+            )
+        return [self.run(f, score_filter=score_filter) for f in frames]
+
+    def stream(self, source: Any, **kwargs: Any) -> Any:
+        """Segment a video source frame by frame; see :func:`mtkseg.video.stream` for the
+        sources (file, camera index, URL, image folder) and options (smoothing, output...)."""
+        from .video import stream
+
+        return stream(self, source, **kwargs)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Release the interpreter (results keep their masks and scores)."""
+        with self._lock:
+            if self._session is not None:
+                self._release_pending()
+                self._session.close()
+                self._session = None
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._session is None else f"{self._session.backend}, {self._session.delegate}"
+        name = self._info.path or "<bytes>"
+        return (f"Segmenter({name!r}, input={self._info.input_size[0]}x{self._info.input_size[1]}, "
+                f"classes={self._info.num_classes}, {state})")
