@@ -220,6 +220,32 @@ void linear_rows_packed3(const SrcView& s, const DstView& d, int sw, int sh, int
             }
         }
     };
+    if (rw < sw && rh < sh) {
+        // Downscaling: blend the two source rows first over contiguous memory (vectorised),
+        // then gather two taps per output pixel from that one float row.
+        const int src_n = sw * 3;
+        parallel_for(rh, rows_per_chunk(static_cast<int64_t>(src_n) * 2), [&](int64_t b, int64_t e) {
+            std::vector<float> blend(static_cast<size_t>(src_n)), value(static_cast<size_t>(n));
+            for (int64_t dy = b; dy < e; ++dy) {
+                const LinearTap ty = linear_tap(static_cast<int>(dy), sy_scale, sh);
+                const uint8_t* r0 = s.data + ty.i0 * s.sy;
+                const uint8_t* r1 = s.data + ty.i1 * s.sy;
+                const float wy = ty.w;
+                float* bl = blend.data();
+                for (int i = 0; i < src_n; ++i) bl[i] = r0[i] + wy * static_cast<float>(r1[i] - r0[i]);
+                for (int x = 0; x < rw; ++x) {
+                    const float *p0 = bl + off0[x], *p1 = bl + off1[x];
+                    const float w = wx[x];
+                    for (int k = 0; k < 3; ++k) {
+                        const int c = swap ? 2 - k : k;
+                        value[3 * x + k] = (p0[c] + w * (p1[c] - p0[c])) * scale[3 * x + k] + shift[3 * x + k];
+                    }
+                }
+                store_row(reinterpret_cast<T*>(d.data + (y0 + dy) * d.sy + x0 * d.sx), value.data(), n, d);
+            }
+        });
+        return;
+    }
     parallel_for(rh, rows_per_chunk(2 * n), [&](int64_t b, int64_t e) {
         std::vector<float> top(static_cast<size_t>(n)), bot(static_cast<size_t>(n));
         std::vector<float> value(static_cast<size_t>(n));
@@ -250,20 +276,67 @@ void linear_rows_packed3(const SrcView& s, const DstView& d, int sw, int sh, int
     });
 }
 
+// Area resampling of a packed 3-channel frame into a packed NHWC tensor, vertical pass first:
+// the source rows of one output row are summed with their weights over contiguous memory
+// (vectorised), then one horizontal pass resamples that single float row.
+template <typename T, bool swap>
+void area_rows_packed3(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int sw, int x0, int y0,
+                       int rw, int rh) {
+    const int n = rw * 3, src_n = sw * 3;
+    std::vector<float> scale(static_cast<size_t>(n)), shift(static_cast<size_t>(n));
+    for (int x = 0; x < rw; ++x)
+        for (int k = 0; k < 3; ++k) scale[3 * x + k] = d.a[k], shift[3 * x + k] = d.b[k];
+    parallel_for(rh, rows_per_chunk(static_cast<int64_t>(src_n) * 4), [&](int64_t b, int64_t e) {
+        std::vector<float> acc(static_cast<size_t>(src_n)), value(static_cast<size_t>(n));
+        for (int64_t dy = b; dy < e; ++dy) {
+            float* a = acc.data();
+            bool first = true;
+            for (int k = yt.start[dy]; k < yt.start[dy + 1]; ++k) {
+                const uint8_t* row = s.data + yt.idx[k] * s.sy;
+                const float w = yt.weight[k];
+                if (first) {
+                    for (int i = 0; i < src_n; ++i) a[i] = w * row[i];
+                    first = false;
+                } else {
+                    for (int i = 0; i < src_n; ++i) a[i] += w * row[i];
+                }
+            }
+            for (int dx = 0; dx < rw; ++dx) {
+                float v0 = 0.f, v1 = 0.f, v2 = 0.f;
+                for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) {
+                    const float* px = a + 3 * xt.idx[k];
+                    const float w = xt.weight[k];
+                    v0 += w * px[0];
+                    v1 += w * px[1];
+                    v2 += w * px[2];
+                }
+                value[3 * dx] = (swap ? v2 : v0) * scale[3 * dx] + shift[3 * dx];
+                value[3 * dx + 1] = v1 * scale[3 * dx + 1] + shift[3 * dx + 1];
+                value[3 * dx + 2] = (swap ? v0 : v2) * scale[3 * dx + 2] + shift[3 * dx + 2];
+            }
+            store_row(reinterpret_cast<T*>(d.data + (y0 + dy) * d.sy + x0 * d.sx), value.data(), n, d);
+        }
+    });
+}
+
 template <typename T>
 void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int dst_h, int dst_w, int x0, int y0,
          int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh) {
     if (pad_needed) fill_pad<T>(d, dst_h, dst_w, pad);
     const bool packed = s.channels_used == 3 && s.sx == 3 && s.sc == 1 && d.channels == 3 && !d.to_gray &&
                         d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) && d.sc == static_cast<py::ssize_t>(sizeof(T));
-    if (linear && packed) {
+    if (packed) {
         // Buffer channel order is (r, g, b) = source channels (ch[0], ch[1], ch[2]); output
         // channel k takes buffer channel order[k].  With a packed source, out k = src[k] or src[2-k].
         const bool swap = s.ch[d.order[0]] == 2;
-        if (swap)
+        if (linear && swap)
             linear_rows_packed3<T, true>(s, d, sw, sh, x0, y0, rw, rh);
-        else
+        else if (linear)
             linear_rows_packed3<T, false>(s, d, sw, sh, x0, y0, rw, rh);
+        else if (swap)
+            area_rows_packed3<T, true>(s, d, xt, yt, sw, x0, y0, rw, rh);
+        else
+            area_rows_packed3<T, false>(s, d, xt, yt, sw, x0, y0, rw, rh);
         return;
     }
     if (linear) {
