@@ -162,7 +162,7 @@ class Segmenter:
                     "mtkseg.Segmenter('path/to/model.tflite')"
                 )
             model = found
-        elif isinstance(model, os.PathLike):
+        if isinstance(model, os.PathLike):
             model = os.fspath(model)
         if not isinstance(model, (str, bytes, bytearray, memoryview)):
             raise InvalidTypeError(f"model: expected a path (str or Path), bytes or None, got {type(model).__name__}")
@@ -315,7 +315,9 @@ class Segmenter:
                 output_kind=self._info.output_kind,
                 geometry=geometry,
             )
-            if scores is not None and not session.output_owned:
+            if scores is not None and (score_filter is not None or not session.output_owned):
+                # scores still live in the runtime's buffer (or the filter's state): copied
+                # into the result only if it is alive when they are about to change.
                 self._pending.add(result)
             return result
 

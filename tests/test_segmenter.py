@@ -1,0 +1,472 @@
+"""Segmenter.run against a plain numpy + OpenCV + interpreter reimplementation (fixtures/reference.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, smooth_frame
+
+import mtkseg
+from mtkseg import ops
+from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
+
+# name -> (kind for the reference, NCHW output, reference mean, reference std)
+UNIT = ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+MODELS = {
+    "float32": ("logits", False, *UNIT),
+    "float16": ("logits", False, *UNIT),
+    "dynamic_range": ("logits", False, *UNIT),
+    "int8_io": ("logits", False, *UNIT),
+    "uint8_io": ("logits", False, *UNIT),
+    "float_io_int8": ("logits", False, *UNIT),
+    "class_index": ("class_index", False, *UNIT),
+    "sigmoid": ("score", False, *UNIT),
+    "nchw_output": ("logits", True, *UNIT),
+    "nchw_input": ("logits", False, *UNIT),
+    "portrait": ("logits", False, *UNIT),
+    "gray_input": ("logits", False, *UNIT),
+    "metadata": ("logits", False, (127.5,) * 3, (127.5,) * 3),
+    "sidecar": ("logits", False, (123.7, 116.3, 103.5), (58.4, 57.1, 57.4)),
+}
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(7)
+    return [smooth_frame(rng, 150, 230), smooth_frame(rng, 97, 61), smooth_frame(rng, 300, 420)]
+
+
+def _reference(name):
+    kind, nchw, mean, std = MODELS[name]
+    return Reference(name, mean=mean, std=std), kind, nchw
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_run_matches_reference_pipeline(name, frames):
+    ref, kind, nchw = _reference(name)
+    with mtkseg.Segmenter(model_path(name), delegate="cpu", num_threads=1) as seg:
+        for frame in frames:
+            result = seg.run(frame)
+            assert result.mask.dtype == np.uint8 and result.mask.shape == frame.shape[:2]
+            expected = ref.run(frame, kind=kind, nchw_out=nchw)
+            assert agreement(result.mask, expected) >= 0.999, name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_postprocess_is_exact_given_the_same_model_input(name, frames):
+    """With the model input built by ops.preprocess, the reference's argmax + nearest resize
+    reproduces the Segmenter's mask exactly."""
+    ref, kind, nchw = _reference(name)
+    seg = mtkseg.Segmenter(model_path(name), delegate="cpu")
+    info = seg.info
+    frame = frames[0]
+    x = np.empty(ref.inp["shape"], ref.inp["dtype"])
+    q = {"scale": info.input_scale, "zero_point": info.input_zero_point} if info.quantized_input else {}
+    geometry = ops.preprocess(frame, x, layout=info.input_layout, mean=info.mean, std=info.std, **q)
+    expected = ref.mask(ref.invoke(x), frame.shape[:2], geometry.crop, kind=kind, nchw_out=nchw)
+    np.testing.assert_array_equal(seg.run(frame).mask, expected)
+
+
+def test_model_input_matches_opencv_within_one_lsb(frames):
+    ref = Reference("int8_io")
+    info = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu").info
+    x = np.empty((1, 192, 320, 3), np.int8)
+    ops.preprocess(frames[2], x, mean=info.mean, std=info.std, scale=info.input_scale, zero_point=info.input_zero_point)
+    expected, _ = ref.model_input(frames[2])
+    assert np.abs(x.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_quantized_inputs_use_the_tensor_scale(frames):
+    info = mtkseg.Segmenter(model_path("uint8_io"), delegate="cpu").info
+    assert info.input_dtype == "uint8" and info.normalization_source == "quantization"
+    assert info.mean == (0.0, 0.0, 0.0) and info.std == (255.0, 255.0, 255.0)
+
+
+@pytest.mark.parametrize("name", ["float32", "int8_io", "nchw_output", "sigmoid", "float16"])
+def test_bilinear_upsampling_matches_reference(name, frames):
+    ref, kind, nchw = _reference(name)
+    seg = mtkseg.Segmenter(model_path(name), delegate="cpu", upsample="bilinear")
+    nearest = mtkseg.Segmenter(model_path(name), delegate="cpu", upsample="nearest")
+    frame = frames[2]
+    got = seg.run(frame).mask
+    assert agreement(got, ref.run(frame, kind=kind, nchw_out=nchw, upsample="bilinear")) >= 0.999
+    # bilinear really differs from nearest (smoother class borders), on a small share of pixels
+    near = nearest.run(frame).mask
+    assert 0 < np.mean(got != near) < 0.2
+
+
+@pytest.mark.parametrize("name", ["float32", "int8_io", "class_index", "nchw_input", "float16"])
+@pytest.mark.parametrize("shape", [(80, 300), (300, 90)])
+def test_letterbox_is_undone(name, shape):
+    rng = np.random.default_rng(3)
+    frame = smooth_frame(rng, *shape)
+    ref, kind, nchw = _reference(name)
+    seg = mtkseg.Segmenter(model_path(name), delegate="cpu", fit="letterbox")
+    result = seg.run(frame)
+    assert result.mask.shape == shape
+    # Exact: given the model input ops.preprocess builds, the band is cut out and resized back.
+    info = seg.info
+    x = np.empty(ref.inp["shape"], ref.inp["dtype"])
+    q = {"scale": info.input_scale, "zero_point": info.input_zero_point} if info.quantized_input else {}
+    geometry = ops.preprocess(frame, x, layout=info.input_layout, fit="letterbox", mean=info.mean, std=info.std, **q)
+    _, crop = ref.model_input(frame, "letterbox")
+    assert geometry.crop == crop
+    expected = ref.mask(ref.invoke(x), shape, crop, kind=kind, nchw_out=nchw)
+    np.testing.assert_array_equal(result.mask, expected)
+    # Against the pure OpenCV reference input: float models agree on >= 99.9% of pixels.  The
+    # int8 model's input differs by 1 LSB on a few rounding ties, which its random weights
+    # amplify into ~0.1% flipped pixels inside the small letterbox band.
+    pure = agreement(result.mask, ref.run(frame, fit="letterbox", kind=kind, nchw_out=nchw))
+    assert pure >= (0.995 if info.quantized_input else 0.999)
+    # stretching the same frame gives a different mask: the letterbox path is really taken
+    stretch = mtkseg.Segmenter(model_path(name), delegate="cpu").run(frame).mask
+    assert np.mean(stretch != result.mask) > 0.001
+
+
+def test_output_size(frames):
+    ref = Reference("float32")
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", output_size=(40, 50))
+    result = seg.run(frames[0])
+    assert result.mask.shape == (40, 50) and result.shape == (40, 50)
+    assert agreement(result.mask, ref.run(frames[0], size=(40, 50))) >= 0.999
+
+
+# ----------------------------------------------------------------------------- input kinds
+
+def test_pil_path_rgb_bgra_and_gray_inputs(tmp_path, frames):
+    PIL = pytest.importorskip("PIL.Image")
+    frame = frames[0]
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    base = seg.run(frame).mask
+    rgb = np.ascontiguousarray(frame[:, :, ::-1])
+    np.testing.assert_array_equal(seg.run(PIL.fromarray(rgb)).mask, base)
+    pil_result = seg.run(PIL.fromarray(rgb))
+    assert pil_result.color == "rgb" and pil_result.overlay().shape == frame.shape
+    np.testing.assert_array_equal(mtkseg.Segmenter(model_path("float32"), delegate="cpu", color="rgb").run(rgb).mask, base)
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    np.testing.assert_array_equal(seg.run(bgra).mask, base)
+    np.testing.assert_array_equal(seg.run(frame[:, :, None, 0].repeat(3, 2)).mask, seg.run(frame[:, :, 0]).mask)
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), frame)
+    np.testing.assert_array_equal(seg.run(path).mask, base)
+    np.testing.assert_array_equal(seg.run(str(path)).mask, base)
+    # PIL gray image = numpy gray frame
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(seg.run(PIL.fromarray(gray)).mask, seg.run(gray).mask)
+
+
+def test_strided_frame_views_need_no_copy(frames):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    big = frames[2]
+    view = big[10:200:2, 5:400:3]
+    np.testing.assert_array_equal(seg.run(view).mask, seg.run(np.ascontiguousarray(view)).mask)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2), np.uint8), np.zeros((0, 10, 3), np.uint8),
+     np.zeros((10,), np.uint8), np.zeros((2, 10, 10, 3), np.uint8), [[1, 2], [3, 4]], 42, "/no/such/image.png"],
+    ids=["none", "float", "2ch", "empty", "1d", "4d", "list", "int", "missing-path"],
+)
+def test_bad_frames_raise_frame_error(bad):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    with pytest.raises(FrameError):
+        seg.run(bad)
+    assert seg.run(np.zeros((20, 30, 3), np.uint8)).mask.shape == (20, 30)  # still usable
+
+
+def test_undecodable_image_file(tmp_path):
+    bad = tmp_path / "not-an-image.png"
+    bad.write_text("hello")
+    with pytest.raises(FrameError, match="decode"):
+        mtkseg.Segmenter(model_path("float32"), delegate="cpu").run(bad)
+
+
+# ----------------------------------------------------------------------------- results
+
+def test_result_api(tmp_path, frames):
+    seg = mtkseg.Segmenter(model_path("sidecar"), delegate="cpu")
+    frame = frames[0]
+    r = seg.run(frame)
+    assert r.class_names == ("background", "road", "car") == seg.class_names
+    np.testing.assert_array_equal(r.palette, [[0, 0, 0], [128, 64, 128], [64, 0, 128]])
+    assert set(r.timings) == {"pre", "infer", "post"} and all(v >= 0 for v in r.timings.values())
+    fr = r.class_fractions()
+    assert list(fr) == list(r.class_names) and abs(sum(fr.values()) - 1) < 1e-9
+    assert fr["road"] == pytest.approx(np.mean(r.mask == 1))
+    # colours in the frame's (BGR) order
+    np.testing.assert_array_equal(r.colorize(), np.asarray(r.palette)[:, ::-1][r.mask])
+    np.testing.assert_array_equal(r.overlay(alpha=0.0), frame)
+    np.testing.assert_array_equal(r.overlay(alpha=1.0), r.colorize())
+    assert r.overlay(frame, 0.5).shape == frame.shape
+    m = r.save(tmp_path / "mask.png")
+    np.testing.assert_array_equal(cv2.imread(str(m), cv2.IMREAD_UNCHANGED), r.mask)
+    o = r.save(tmp_path / "overlay.jpg", "overlay")
+    assert cv2.imread(str(o)).shape == frame.shape
+    with pytest.raises(InvalidArgumentError, match="lossless"):
+        r.save(tmp_path / "mask.jpg")
+    with pytest.raises(InvalidArgumentError):
+        r.save(tmp_path / "missing-dir" / "mask.png")
+    with pytest.raises(InvalidArgumentError):
+        r.overlay(alpha=2)
+    with pytest.raises(FrameError):
+        r.overlay(np.zeros((5, 5, 3), np.uint8))
+
+
+def _softmax(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", ["float32", "int8_io", "nchw_output"])
+def test_confidence_is_softmax_of_the_scores(name, frames):
+    ref, kind, nchw = _reference(name)
+    seg = mtkseg.Segmenter(model_path(name), delegate="cpu")
+    frame = frames[0]
+    r = seg.run(frame)
+    x, _ = ref.model_input(frame)
+    probs = _softmax(ref.scores_hwc(ref.invoke(x), nchw))
+    fh, fw = frame.shape[:2]
+    expected = cv2.resize(np.ascontiguousarray(probs[:, :, 1]), (fw, fh), interpolation=cv2.INTER_LINEAR)
+    got = r.confidence(1)
+    assert got.shape == (fh, fw) and got.dtype == np.float32
+    assert np.abs(got - expected).mean() < 0.01
+    assert np.all(r.confidence() >= 1.0 / seg.num_classes - 1e-4)
+    np.testing.assert_allclose(r.confidence(seg.class_names[1]), got)
+    with pytest.raises(InvalidArgumentError):
+        r.confidence(99)
+    with pytest.raises(InvalidArgumentError):
+        r.confidence("no such class")
+
+
+def test_confidence_survives_the_next_run_and_close(frames):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    r1 = seg.run(frames[0])
+    before = r1.confidence(2)
+    r2 = seg.run(frames[1])  # overwrites the interpreter's output buffer
+    np.testing.assert_array_equal(r1.confidence(2), before)
+    seg.close()
+    assert r2.confidence(0).shape == frames[1].shape[:2]
+
+
+def test_sigmoid_and_class_index_confidence(frames):
+    frame = frames[0]
+    r = mtkseg.Segmenter(model_path("sigmoid"), delegate="cpu", upsample="bilinear").run(frame)
+    p1, p0 = r.confidence(1), r.confidence(0)
+    np.testing.assert_allclose(p0 + p1, 1.0, atol=1e-5)
+    ref = Reference("sigmoid")
+    x, _ = ref.model_input(frame)
+    prob = ref.scores_hwc(ref.invoke(x))[:, :, 0]
+    fh, fw = frame.shape[:2]
+    np.testing.assert_allclose(p1, cv2.resize(prob, (fw, fh), interpolation=cv2.INTER_LINEAR), atol=1e-4)
+    assert np.mean((p1 > 0.5) == (r.mask == 1)) > 0.999  # bilinear masks threshold the same interpolation
+    r = mtkseg.Segmenter(model_path("class_index"), delegate="cpu").run(frame)
+    with pytest.raises(InvalidArgumentError, match="class indices"):
+        r.confidence(0)
+    assert r.class_names[0] == "class_0"
+
+
+# ----------------------------------------------------------------------------- score_filter
+
+def test_score_filter(frames):
+    frame = frames[0]
+    for name in ("int8_io", "nchw_output"):
+        seg = mtkseg.Segmenter(model_path(name), delegate="cpu")
+        base = seg.run(frame).mask
+        seen = {}
+
+        def identity(scores, scale, zero_point):
+            seen.update(shape=scores.shape, dtype=scores.dtype, scale=scale, zp=zero_point)
+            return scores
+
+        np.testing.assert_array_equal(seg.run(frame, score_filter=identity).mask, base)
+        h, w = seg.info.output_size
+        assert seen["shape"] == (h, w, seg.num_classes)
+        assert seen["dtype"] == np.dtype(seg.info.output_dtype)
+
+        def dequantise(scores, scale, zero_point):
+            s = scores.astype(np.float32)
+            return (s - zero_point) * scale if scale else s
+
+        r = seg.run(frame, score_filter=dequantise)
+        assert agreement(r.mask, base) >= 0.999
+
+        def favour_last(scores, scale, zero_point):
+            s = scores.astype(np.float32)
+            s[:, :, -1] += 1e6
+            return s
+
+        assert np.all(seg.run(frame, score_filter=favour_last).mask == seg.num_classes - 1)
+        with pytest.raises(InvalidArgumentError, match="shape"):
+            seg.run(frame, score_filter=lambda s, a, b: s[:-1])
+        with pytest.raises(InvalidTypeError):
+            seg.run(frame, score_filter=lambda s, a, b: s.astype(np.int64))
+        with pytest.raises(ZeroDivisionError):  # errors of the filter itself propagate ...
+            seg.run(frame, score_filter=lambda s, a, b: 1 / 0)
+        np.testing.assert_array_equal(seg.run(frame).mask, base)  # ... and leave the segmenter usable
+    with pytest.raises(InvalidArgumentError, match="class indices"):
+        mtkseg.Segmenter(model_path("class_index"), delegate="cpu").run(frame, score_filter=lambda s, a, b: s)
+
+
+def test_score_filter_state_is_snapshotted(frames):
+    """An EMA-like filter returning its own state, mutated next frame: earlier results keep
+    their own scores."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    state = {}
+
+    def ema(scores, scale, zp):
+        if "s" not in state:
+            state["s"] = scores.astype(np.float32)
+        else:
+            state["s"] *= 0.5
+            state["s"] += 0.5 * scores
+        return state["s"]
+
+    r1 = seg.run(frames[0], score_filter=ema)
+    c1 = r1.confidence(1)
+    seg.run(frames[0][::-1].copy(), score_filter=ema)
+    np.testing.assert_array_equal(r1.confidence(1), c1)
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+def test_threads_serialise_instead_of_corrupting(frames):
+    seg = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu", num_threads=1)
+    small = [f[:96, :160] for f in frames]
+    expected = [seg.run(f).mask for f in small]
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(6):
+                j = (i + k) % len(small)
+                if not np.array_equal(seg.run(small[j]).mask, expected[j]):
+                    errors.append(("mismatch", k, i))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_context_manager_close_and_batch(frames):
+    with mtkseg.Segmenter(model_path("float32"), delegate="cpu") as seg:
+        results = seg.run_batch(frames)
+        assert [r.shape for r in results] == [f.shape[:2] for f in frames]
+        with pytest.raises(InvalidTypeError):
+            seg.run_batch(frames[0])
+        assert "float32.tflite" in repr(seg)
+    assert seg.closed
+    with pytest.raises(ModelError, match="closed"):
+        seg.run(frames[0])
+    seg.close()  # idempotent
+
+
+def test_properties(frames):
+    seg = mtkseg.Segmenter(model_path("portrait"), delegate="cpu", num_threads=2)
+    assert seg.input_size == (96, 48) and seg.num_classes == 4
+    assert seg.backend.startswith("ai-edge-litert") and seg.delegate == "cpu"
+    assert seg.num_threads == 2 and seg.copies_per_frame == 0
+    assert seg.palette.shape == (4, 3) and seg.palette.dtype == np.uint8
+    assert isinstance(seg.info, mtkseg.ModelInfo)
+
+
+def test_default_model(monkeypatch, frames):
+    import mtkseg.segmenter as segmod
+
+    monkeypatch.setattr(segmod, "default_model_path", lambda: None)
+    with pytest.raises(ModelError, match="pass a model"):
+        mtkseg.Segmenter()
+    from pathlib import Path
+
+    monkeypatch.setattr(segmod, "default_model_path", lambda: Path(model_path("float32")))
+    assert mtkseg.Segmenter(delegate="cpu").run(frames[0]).mask.shape == frames[0].shape[:2]
+
+
+def test_stream_delegates_to_video(monkeypatch):
+    import mtkseg.video
+
+    calls = []
+    monkeypatch.setattr(mtkseg.video, "stream", lambda seg, source, **kw: calls.append((seg, source, kw)) or "it")
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    assert seg.stream("clip.mp4", smoothing="ema") == "it"
+    assert calls == [(seg, "clip.mp4", {"smoothing": "ema"})]
+
+
+# ----------------------------------------------------------------------------- normalization, labels, sizes
+
+def test_normalization_argument_and_default_warning(caplog, frames):
+    frame = frames[0]
+    for norm, (mean, std) in {"raw": ((0, 0, 0), (1, 1, 1)), "symmetric": ((127.5,) * 3, (127.5,) * 3),
+                              ((10, 20, 30), (50, 60, 70)): ((10, 20, 30), (50, 60, 70))}.items():
+        seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", normalization=norm)
+        assert seg.info.normalization_source == "argument"
+        assert agreement(seg.run(frame).mask, Reference("float32", mean=mean, std=std).run(frame)) >= 0.999
+    import mtkseg.runtime.info as info_mod
+
+    info_mod._warned_default.discard(model_path("float32"))
+    with caplog.at_level(logging.WARNING, logger="mtkseg.runtime"):
+        mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+        mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    warnings = [r for r in caplog.records if "assuming 'unit'" in r.getMessage()]
+    assert len(warnings) == 1
+    with pytest.raises(InvalidArgumentError):
+        mtkseg.Segmenter(model_path("float32"), normalization="imagenet")
+    with pytest.raises(InvalidArgumentError):
+        mtkseg.Segmenter(model_path("float32"), normalization=((0, 0, 0), (1, 0, 1)))
+
+
+def test_labels_argument():
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", labels=list("abcde"))
+    assert seg.class_names == tuple("abcde") and seg.info.labels_source == "argument"
+    with pytest.raises(InvalidArgumentError, match="5 classes"):
+        mtkseg.Segmenter(model_path("float32"), labels=["a", "b"])
+    with pytest.raises(InvalidTypeError):
+        mtkseg.Segmenter(model_path("float32"), labels="abcde")
+
+
+def test_resizable_input(frames):
+    seg = mtkseg.Segmenter(model_path("dynamic_shape"), delegate="cpu", input_size=(48, 80))
+    assert seg.input_size == (48, 80)
+    r = seg.run(frames[0])
+    assert seg.info.output_size == (48, 80)
+    assert agreement(r.mask, Reference("dynamic_shape", size=(48, 80)).run(frames[0])) >= 0.999
+    with pytest.raises(InvalidArgumentError, match="fixed"):
+        mtkseg.Segmenter(model_path("float32"), input_size=(32, 32))
+
+
+@pytest.mark.parametrize("kwargs", [{"color": "hsv"}, {"fit": "crop"}, {"upsample": "cubic"},
+                                    {"output_size": (0, 5)}, {"num_threads": 0}, {"output_size": "big"}])
+def test_invalid_options(kwargs):
+    with pytest.raises(InvalidArgumentError):
+        mtkseg.Segmenter(model_path("float32"), **kwargs)
+
+
+def test_camvid_images():
+    folder = SHARED_DATA / "camvid" / "images" / "test"
+    if not folder.is_dir():
+        pytest.skip(f"shared CamVid data not found at {folder}")
+    paths = sorted(folder.glob("*.png"))[:3]
+    seg8 = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu")
+    seg32 = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    ref8, ref32 = Reference("int8_io"), Reference("float32")
+    info = seg8.info
+    for p in paths:
+        frame = cv2.imread(str(p))
+        r = seg8.run(p)
+        assert len(np.unique(r.mask)) >= 2
+        # int8: exact given the same quantised input (1-LSB rounding ties of a pure OpenCV input
+        # flip ~0.5% of pixels of this random-weight net, so that comparison is not meaningful)
+        x = np.empty((1, 192, 320, 3), np.int8)
+        ops.preprocess(frame, x, mean=info.mean, std=info.std, scale=info.input_scale, zero_point=info.input_zero_point)
+        np.testing.assert_array_equal(r.mask, ref8.mask(ref8.invoke(x), frame.shape[:2], (0, 0, 320, 192)))
+        # float: the pure numpy/OpenCV pipeline agrees on >= 99.9% of pixels
+        assert agreement(seg32.run(p).mask, ref32.run(frame)) >= 0.999
