@@ -150,3 +150,36 @@ def test_cli_image_folder_needs_fps_for_video(tmp_path: Path, fake: list, capsys
         run(["m", str(folder), "-o", str(tmp_path / "o.avi")])
     assert run(["m", str(folder), "-o", str(tmp_path / "o.avi"), "--fps", "5", "--no-progress"]) == 0
     assert count_frames(tmp_path / "o.avi") == 4
+
+
+def test_cli_real_sigint_finalises_output(clip: Path, tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) while the main thread waits for results: exit 130, playable output."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.avi"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import test_video as tv; from mtkseg.cli import video as cv;"
+        "cv._make_segmenter = lambda args: tv.FakeSegmenter(delay=0.15);"
+        "import test_cli_video as t; sys.exit(t.run(sys.argv[2:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(Path(__file__).parent), "m.tflite", str(clip), "-o", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert proc.poll() is None, "finished before the interrupt"
+    os.kill(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    written = count_frames(out)
+    assert 0 < written < 30
+    assert f"wrote {out}: {written} frames" in stdout
