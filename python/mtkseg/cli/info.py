@@ -1,0 +1,75 @@
+"""``mtkseg info``: what mtkseg reads from a model, and how it would run here.
+
+Examples::
+
+    mtkseg info model.tflite
+    mtkseg info model.tflite --json --delegate gpu,cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .run import add_runtime_arguments, make_segmenter
+
+HELP = "describe a model: input/output layout, dtype, quantisation, classes, normalization, delegate"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="a .tflite segmentation model, or 'default' for the bundled one")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-load", dest="load", action="store_false",
+                   help="only read the file; do not load it in an interpreter (no delegate/backend line)")
+    add_runtime_arguments(p)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..errors import MtksegError
+    from ..runtime import inspect_model
+    from ..segmenter import default_model_path
+
+    model = args.model
+    if model == "default":
+        found = default_model_path()
+        if found is None:
+            from ..errors import ModelError
+
+            raise ModelError("the bundled default model is not installed; pass the path of a .tflite model")
+        model = str(found)
+    info = inspect_model(model, input_size=args.input_size)
+    runtime = None
+    error = None
+    if args.load:
+        try:
+            seg = make_segmenter(argparse.Namespace(**{**vars(args), "model": model}))
+        except MtksegError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            with seg:
+                runtime = {"backend": seg.backend, "delegate": seg.delegate, "num_threads": seg.num_threads,
+                           "copies_per_frame": seg.copies_per_frame,
+                           "skipped": [{"name": n, "reason": r} for n, r in seg.delegate_attempts]}
+    if args.json:
+        doc = {"model": info.to_dict()}
+        if args.load:
+            doc["runtime"] = runtime if runtime is not None else {"error": error}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(info)
+        if runtime is not None:
+            print(f"runtime:        {runtime['backend']}, runs on {runtime['delegate']}, "
+                  f"{runtime['num_threads']} thread(s), {runtime['copies_per_frame']} frame copies")
+            for item in runtime["skipped"]:
+                print(f"  skipped {item['name']}: {item['reason']}")
+        elif error is not None:
+            print(f"runtime:        cannot run here: {error}", file=sys.stderr)
+    return 1 if error is not None else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help=HELP, description=HELP + ".",
+                              epilog="Exit status: 0 the model runs here, 1 it cannot be read or loaded.")
+    add_arguments(p)
+    p.set_defaults(func=handler)

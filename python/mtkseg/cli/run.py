@@ -1,0 +1,172 @@
+"""``mtkseg run``: segment images, write mask (and overlay) PNGs, print timings and class shares.
+
+Examples::
+
+    mtkseg run model.tflite street.png -o out/ --overlay
+    mtkseg run default photos/ --delegate neuron,cpu --threads 2 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+HELP = "segment images: write mask/overlay PNGs, print timings and class shares"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def size_hw(text: str) -> tuple:
+    parts = text.lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 720x1280, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _name_list(text: str):
+    """``"gpu"`` → ``"gpu"``; ``"neuron,cpu"`` → ``["neuron", "cpu"]``."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a name or a comma-separated list")
+    return items[0] if len(items) == 1 else items
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``info``, ``run`` and ``bench`` that choose how the model runs."""
+    g = p.add_argument_group("runtime")
+    g.add_argument("--delegate", type=_name_list, default="auto",
+                   help="auto (default), cpu, gpu, nnapi, neuron, a delegate .so path, or a comma-separated "
+                        "fallback list such as neuron,gpu,cpu")
+    g.add_argument("--accelerator", type=_name_list, default=None,
+                   help="use LiteRT CompiledModel on npu, gpu or cpu (or auto / a comma-separated list) "
+                        "instead of the interpreter")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads (default: all usable cores)")
+    g.add_argument("--input-size", type=size_hw, default=None, metavar="HxW",
+                   help="run a model with a resizable input at this size")
+
+
+def make_segmenter(args: argparse.Namespace, **kwargs: Any):
+    """A Segmenter configured from the runtime options (``MODEL`` "default" = bundled model)."""
+    from ..segmenter import Segmenter
+
+    model = None if args.model == "default" else args.model
+    delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
+    return Segmenter(model, delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
+                     input_size=args.input_size, **kwargs)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="a .tflite segmentation model, or 'default' for the bundled one")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
+    g = p.add_argument_group("outputs")
+    g.add_argument("-o", "--out-dir", default="mtkseg-out", metavar="OUT_DIR",
+                   help="folder for <name>_mask.png (class ids) and <name>_overlay.png (default ./mtkseg-out)")
+    g.add_argument("--overlay", action="store_true", help="also write the colour overlay of each image")
+    g.add_argument("--color-mask", action="store_true", help="also write the colourised mask <name>_color.png")
+    g.add_argument("--alpha", type=_unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
+    g.add_argument("--top", type=positive_int, default=5, metavar="K", help="class shares to print per image (default 5)")
+    g = p.add_argument_group("segmentation")
+    g.add_argument("--fit", choices=("stretch", "letterbox"), default="stretch")
+    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    add_runtime_arguments(p)
+
+
+def expand_images(items: Sequence[str]) -> List[Path]:
+    """Files as given; folders expanded to their image files (sorted)."""
+    out: List[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        else:
+            out.append(path)
+    return out
+
+
+def _unique_stem(path: Path, used: Dict[str, int]) -> str:
+    stem = path.stem
+    n = used.get(stem, 0)
+    used[stem] = n + 1
+    return stem if n == 0 else f"{stem}_{n + 1}"
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..errors import MtksegError
+
+    images = expand_images(args.images)
+    if not images:
+        print("mtkseg run: error: no images found in " + ", ".join(args.images), file=sys.stderr)
+        return 1
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seg = make_segmenter(args, fit=args.fit, upsample=args.upsample)
+    failures = 0
+    used: Dict[str, int] = {}
+    totals: List[Dict[str, float]] = []
+    with seg:
+        if not args.json:
+            print(f"model {seg.info.path or args.model}: {seg.backend}, {seg.delegate}, {seg.num_threads} thread(s), "
+                  f"input {seg.input_size[0]}x{seg.input_size[1]}")
+        for path in images:
+            try:
+                result = seg.run(path)
+            except MtksegError as exc:
+                failures += 1
+                print(f"mtkseg run: error: {path}: {exc}", file=sys.stderr)
+                continue
+            stem = _unique_stem(path, used)
+            written = [result.save(out_dir / f"{stem}_mask.png")]
+            if args.overlay:
+                written.append(result.save(out_dir / f"{stem}_overlay.png", "overlay", alpha=args.alpha))
+            if args.color_mask:
+                written.append(result.save(out_dir / f"{stem}_color.png", "color"))
+            totals.append(result.timings)
+            shares = sorted(result.class_fractions().items(), key=lambda kv: -kv[1])
+            if args.json:
+                print(json.dumps({
+                    "image": str(path), "size": list(result.shape), "timings_ms": result.timings,
+                    "class_fractions": dict(shares), "outputs": [str(p) for p in written],
+                }))
+            else:
+                t = result.timings
+                top = "  ".join(f"{name} {share * 100:.1f}%" for name, share in shares[: args.top] if share > 0)
+                print(f"{path}: {result.shape[0]}x{result.shape[1]}  pre {t['pre']:.1f} ms  infer {t['infer']:.1f} ms  "
+                      f"post {t['post']:.1f} ms  |  {top}")
+    if totals and not args.json and len(totals) > 1:
+        import numpy as np
+
+        med = {k: float(np.median([t[k] for t in totals])) for k in ("pre", "infer", "post")}
+        print(f"{len(totals)} image(s): median pre {med['pre']:.1f} ms, infer {med['infer']:.1f} ms, "
+              f"post {med['post']:.1f} ms; outputs in {out_dir}")
+    return 1 if failures else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help=HELP, description=HELP + ".",
+                              epilog="Exit status: 0 all images done, 1 an error (other images are still processed).")
+    add_arguments(p)
+    p.set_defaults(func=handler)

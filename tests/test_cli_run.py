@@ -1,0 +1,133 @@
+"""``mtkseg info`` / ``run`` / ``bench`` end to end, in process (cli.main) and as ``python -m``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fixtures.reference import Reference, agreement, model_path, smooth_frame
+
+import mtkseg
+from mtkseg.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(11)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    paths = []
+    for i, shape in enumerate([(120, 180), (75, 200)]):
+        p = folder / f"img{i}.png"
+        cv2.imwrite(str(p), smooth_frame(rng, *shape))
+        paths.append(p)
+    return paths
+
+
+def test_info_text_and_json(capsys):
+    assert main(["info", model_path("int8_io")]) == 0
+    out = capsys.readouterr().out
+    assert "192x320" in out and "int8" in out and "scale=" in out and "runs on cpu" in out
+    assert main(["info", model_path("metadata"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"]["class_names"] == ["road", "lane marking", "vehicle", "other"]
+    assert doc["model"]["normalization_source"] == "metadata"
+    assert doc["runtime"]["delegate"] == "cpu" and doc["runtime"]["copies_per_frame"] == 0
+    assert main(["info", model_path("float32"), "--no-load", "--json"]) == 0
+    assert "runtime" not in json.loads(capsys.readouterr().out)
+
+
+def test_info_of_models_that_cannot_run(capsys):
+    assert main(["info", model_path("custom_op")]) == 1
+    captured = capsys.readouterr()
+    assert "custom ops:     MtksegMagicOp" in captured.out and "MtksegMagicOp" in captured.err
+    assert main(["info", model_path("classifier")]) == 1
+    assert "not a segmentation map" in capsys.readouterr().err
+    assert main(["info", "/no/such/model.tflite"]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["info", model_path("float32"), "--delegate", "gpu"]) == 1
+    assert "DelegateError" in capsys.readouterr().err
+
+
+def test_run_writes_masks_and_overlays(tmp_path, images, capsys):
+    out = tmp_path / "out"
+    code = main(["run", model_path("float32"), str(images[0].parent), "-o", str(out), "--overlay", "--threads", "1",
+                 "--delegate", "neuron,cpu"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "pre " in text and "infer " in text and "post " in text and "%" in text
+    ref = Reference("float32")
+    for p in images:
+        mask = cv2.imread(str(out / f"{p.stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+        frame = cv2.imread(str(p))
+        assert mask.shape == frame.shape[:2] and mask.dtype == np.uint8
+        assert agreement(mask, ref.run(frame)) >= 0.999
+        overlay = cv2.imread(str(out / f"{p.stem}_overlay.png"))
+        assert overlay.shape == frame.shape
+
+
+def test_run_json_letterbox_and_errors(tmp_path, images, capsys):
+    out = tmp_path / "o"
+    code = main(["run", model_path("sidecar"), str(images[1]), str(tmp_path / "missing.png"), "-o", str(out),
+                 "--json", "--fit", "letterbox", "--upsample", "bilinear", "--color-mask"])
+    assert code == 1  # the missing image is reported, the other one is still written
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(rows) == 1 and set(rows[0]["class_fractions"]) == {"background", "road", "car"}
+    assert abs(sum(rows[0]["class_fractions"].values()) - 1) < 1e-6
+    assert "missing.png" in captured.err
+    seg = mtkseg.Segmenter(model_path("sidecar"), delegate="cpu", fit="letterbox", upsample="bilinear")
+    expected = seg.run(images[1]).mask
+    np.testing.assert_array_equal(cv2.imread(str(out / "img1_mask.png"), cv2.IMREAD_UNCHANGED), expected)
+    assert (out / "img1_color.png").is_file()
+    assert main(["run", model_path("float32"), str(tmp_path / "empty-dir-that-is-missing")]) == 1
+
+
+def test_run_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", model_path("float32")])  # no image
+    with pytest.raises(SystemExit):
+        main(["run", model_path("float32"), "x.png", "--threads", "0"])
+    capsys.readouterr()
+
+
+def test_bench(capsys):
+    assert main(["bench", model_path("float32"), "--runs", "3", "--warmup", "1", "--threads", "1,2", "--size", "90x160"]) == 0
+    out = capsys.readouterr().out
+    assert "(pre+post)/infer" in out and len([line for line in out.splitlines() if line.strip().startswith(("1 ", "2 "))]) == 2
+    assert main(["bench", model_path("float32"), "--runs", "2", "--json", "--size", "50x70"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    row = doc["rows"][0]
+    assert doc["frame"] == [50, 70] and row["total"] >= row["infer"] > 0 and row["overhead"] >= 0
+
+
+def _python_m(module, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=REPO)
+
+
+def test_python_m_cli(tmp_path, images):
+    proc = _python_m("mtkseg.cli", "--version")
+    assert proc.returncode == 0 and mtkseg.__version__ in proc.stdout
+    proc = _python_m("mtkseg.cli", "run", model_path("portrait"), str(images[0]), "-o", str(tmp_path / "pm"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "pm" / "img0_mask.png").is_file()
+    proc = _python_m("mtkseg.cli", "info", str(tmp_path / "nope.tflite"))
+    assert proc.returncode == 1 and "not found" in proc.stderr
+
+
+def test_python_m_mtkseg():
+    if not (REPO / "python" / "mtkseg" / "__main__.py").is_file():
+        pytest.skip("python/mtkseg/__main__.py is not in this checkout (python -m mtkseg needs it)")
+    proc = _python_m("mtkseg", "info", model_path("float32"), "--no-load")
+    assert proc.returncode == 0 and "64x96" in proc.stdout
