@@ -619,3 +619,44 @@ def test_real_clip_pipeline_with_fake_segmenter(tmp_path: Path) -> None:
     cap = cv2.VideoCapture(str(out))
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (960, 540)
     cap.release()
+
+
+# ---------------------------------------------------------------------------------------
+# the real Segmenter
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def int8_model() -> Path:
+    path = FIXTURE_MODELS / "int8_io.tflite"
+    assert path.exists(), f"fixture model missing: run tests/fixtures/make_models.py ({path})"
+    return path
+
+
+@pytest.mark.parametrize("smoothing", [None, "ema", "mode3"])
+def test_real_segmenter_pipeline_matches_sequential_runs(int8_model: Path, clip: Path, smoothing) -> None:
+    from mtkseg.segmenter import Segmenter
+
+    seg = Segmenter(str(int8_model))
+    with seg.stream(clip, smoothing=smoothing, queue_size=3) as s:  # results wait in the queues while
+        got = [(f, r) for f, r in s]                                # the next frames are segmented
+    assert [f.index for f, _ in got] == list(range(40))
+    reference = Segmenter(str(int8_model))
+    smoother = video.make_smoother(smoothing)
+    for frame, result in got:
+        filt = smoother.score_filter if smoother is not None else None
+        mask = reference.run(frame.image, score_filter=filt).mask
+        if smoother is not None:
+            mask = smoother.smooth_mask(mask)
+        assert result.mask.shape == (H, W)
+        assert np.array_equal(result.mask, mask), f"frame {frame.index} differs from a sequential run"
+    assert s.stats.frames_processed == 40 and set(s.stats.latency()) >= {"pre", "infer", "post"}
+
+
+def test_real_segmenter_process_real_clip(int8_model: Path, tmp_path: Path) -> None:
+    from mtkseg.segmenter import Segmenter
+
+    if not REAL_CLIP.exists():
+        pytest.skip(f"{REAL_CLIP} not present")
+    out = tmp_path / "annotated.mp4"
+    stats = video.process(REAL_CLIP, Segmenter(str(int8_model)), sink=out, every=10, smoothing="ema")
+    assert stats.frames_processed == 23 and stats.frames_skipped == 221 - 23
+    assert count_frames(out) == 23

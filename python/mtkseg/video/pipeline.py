@@ -355,6 +355,7 @@ def _read_loop(st: _State) -> None:
 def _infer_loop(st: _State) -> None:
     seg, stats, smoother = st.segmenter, st.stats, st.smoother
     score_filter = smoother.score_filter if smoother is not None else None
+    mask_step = smoother is not None and type(smoother).smooth_mask is not TemporalSmoother.smooth_mask
     previous: Optional[np.ndarray] = None
     processed = 0
     try:
@@ -373,9 +374,9 @@ def _infer_loop(st: _State) -> None:
                     if stage in timings:
                         stats.record(stage, timings[stage])
                 mask = result.mask
-                if smoother is not None:
+                if mask_step:
                     t0 = time.perf_counter()
-                    smoothed = smoother.smooth_mask(mask)
+                    smoothed = smoother.smooth_mask(mask)  # type: ignore[union-attr]
                     if smoothed is not mask:
                         np.copyto(mask, smoothed)
                     stats.record("smooth", (time.perf_counter() - t0) * 1000.0)
