@@ -257,7 +257,7 @@ def draw_iou_bars(
     names = metrics.class_names
     n = len(names)
     row, left, right, top = 24, 150, 90, 40
-    width, height = left + 400 + right, top + row * (n + 2) + 10
+    width, height = left + 400 + right, top + row * (n + 2) + 26
     img = np.full((height, width, 3), 255, np.uint8)
     cv2.putText(img, title[:70] or "per-class IoU", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     for x in range(0, 101, 20):  # grid at 0, 20, ..., 100 %

@@ -53,6 +53,7 @@ class TrainConfig:
     base: int = 12
     depth: int = 5
     residual: bool = True
+    bn_momentum: float = 0.9
     input_size: Tuple[int, int] = (240, 320)  # deployment (export) size, H x W
     crop_size: Optional[Tuple[int, int]] = None  # None: train on whole frames at input_size
     scale_range: Optional[Tuple[float, float]] = None  # random scale around input_size / native
@@ -268,7 +269,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     (run_dir / "config.json").write_text(json.dumps(doc, indent=1))
 
     # ---- model / optimizer ----
-    model = unet(num_classes, base=config.base, depth=config.depth, residual=config.residual)
+    model = unet(num_classes, base=config.base, depth=config.depth, residual=config.residual,
+                 bn_momentum=config.bn_momentum)
     log(f"model: {model.count_params():,} parameters, "
         f"{count_macs(model, config.input_size) / 1e9:.2f} GMACs at {config.input_size[0]}x{config.input_size[1]}")
     optimizer = keras.optimizers.Adam(learning_rate=config.lr)

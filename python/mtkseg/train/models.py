@@ -42,21 +42,21 @@ class NearestUpsample2D(layers.Layer):
         return (b, None if h is None else 2 * h, None if w is None else 2 * w, c)
 
 
-def _conv_bn(x, filters: int, kernel: int, name: str, relu: bool = True):
+def _conv_bn(x, filters: int, kernel: int, name: str, relu: bool = True, momentum: float = 0.9):
     x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _block(x, filters: int, name: str, residual: bool):
+def _block(x, filters: int, name: str, residual: bool, momentum: float):
     """Two 3x3 conv+BN; with ``residual`` an identity (or 1x1 projection) shortcut is added."""
-    y = _conv_bn(x, filters, 3, f"{name}_a")
-    y = _conv_bn(y, filters, 3, f"{name}_b", relu=not residual)
+    y = _conv_bn(x, filters, 3, f"{name}_a", momentum=momentum)
+    y = _conv_bn(y, filters, 3, f"{name}_b", relu=not residual, momentum=momentum)
     if not residual:
         return y
     shortcut = x
     if x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, f"{name}_proj", relu=False)
+        shortcut = _conv_bn(x, filters, 1, f"{name}_proj", relu=False, momentum=momentum)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -68,6 +68,7 @@ def unet(
     residual: bool = True,
     input_shape: Tuple[Optional[int], Optional[int], int] = (None, None, 3),
     name: str = "mtkseg_unet",
+    bn_momentum: float = 0.9,
 ) -> keras.Model:
     """Build the reference UNet.
 
@@ -79,6 +80,9 @@ def unet(
         residual: use residual blocks (two 3x3 convs + shortcut) instead of plain ones.
         input_shape: ``(H, W, 3)``; ``None`` dims make the model fully convolutional.
         name: Keras model name.
+        bn_momentum: BatchNorm moving-average momentum.  0.9 (PyTorch's 0.1) rather than
+            Keras' 0.99: with ~50 steps per epoch on small data sets the moving statistics of
+            0.99 lag the weights for many epochs and validation predictions collapse.
 
     Returns:
         A Keras model mapping float RGB in [0, 1] (B, H, W, 3) to logits (B, H, W, num_classes).
@@ -98,14 +102,14 @@ def unet(
     x = inputs
     skips = []
     for level in range(depth - 1):
-        x = _block(x, base * 2**level, f"enc{level}", residual)
+        x = _block(x, base * 2**level, f"enc{level}", residual, bn_momentum)
         skips.append(x)
         x = layers.AveragePooling2D(2, name=f"down{level}")(x)
-    x = _block(x, base * 2 ** (depth - 1), "bridge", residual)
+    x = _block(x, base * 2 ** (depth - 1), "bridge", residual, bn_momentum)
     for level in reversed(range(depth - 1)):
         x = NearestUpsample2D(name=f"up{level}")(x)
         x = layers.Concatenate(name=f"cat{level}")([x, skips[level]])
-        x = _block(x, base * 2**level, f"dec{level}", residual)
+        x = _block(x, base * 2**level, f"dec{level}", residual, bn_momentum)
     logits = layers.Conv2D(num_classes, 1, name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
