@@ -183,3 +183,28 @@ def test_cli_real_sigint_finalises_output(clip: Path, tmp_path: Path) -> None:
     written = count_frames(out)
     assert 0 < written < 30
     assert f"wrote {out}: {written} frames" in stdout
+
+
+def test_cli_video_real_model_end_to_end(clip: Path, tmp_path: Path) -> None:
+    """``python -m mtkseg.cli video`` with the int8 fixture model, as a user runs it."""
+    import subprocess
+    import sys
+
+    from test_video import FIXTURE_MODELS
+
+    model = FIXTURE_MODELS / "int8_io.tflite"
+    out, masks = tmp_path / "out.mp4", tmp_path / "masks"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtkseg.cli", "video", str(model), str(clip), "-o", str(out), "--masks", str(masks),
+         "--smoothing", "mode3", "--threads", "1", "--every", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "15 frames processed" in proc.stdout and "flicker" in proc.stdout
+    assert count_frames(out) == 15 and len(list(masks.glob("*.png"))) == 15
+    mask = cv2.imread(str(masks / "000002.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (48, 64) and mask.max() < 11  # 11-class model
+
+    bad = subprocess.run([sys.executable, "-m", "mtkseg.cli", "video", str(model), str(tmp_path / "nope.mp4")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "nope.mp4" in bad.stderr and "Traceback" not in bad.stderr

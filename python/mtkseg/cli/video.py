@@ -13,6 +13,8 @@ import argparse
 import sys
 from typing import Any
 
+from .run import add_runtime_arguments, make_segmenter
+
 HELP = "segment a video file, camera, RTSP/HTTP stream or image folder"
 
 
@@ -70,18 +72,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema-momentum", type=float, default=None, metavar="M",
                    help="weight of the past for --smoothing ema, in [0, 1) (default 0.6)")
     g.add_argument("--fps", type=_positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
-    g = p.add_argument_group("runtime")
-    g.add_argument("--delegate", default="auto", help="interpreter delegate (default auto)")
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="interpreter threads")
+    add_runtime_arguments(p)  # --delegate, --accelerator, --threads, --input-size: as in ``mtkseg run``
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def _make_segmenter(args: argparse.Namespace) -> Any:
     """The Segmenter for ``args`` (a separate function so tests can substitute it)."""
-    from ..segmenter import Segmenter
-
-    model = None if args.model == "default" else args.model
-    return Segmenter(model, delegate=args.delegate, num_threads=args.threads)
+    return make_segmenter(args)
 
 
 def handler(args: argparse.Namespace) -> int:
