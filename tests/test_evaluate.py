@@ -115,3 +115,41 @@ def test_iou_bar_chart_bar_lengths(tmp_path):
         match = np.all(row == colour[::-1], axis=1)
         widths.append(int(match.sum()))
     assert widths[0] == pytest.approx(400, abs=3) and widths[1] == pytest.approx(200, abs=3)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
+
+
+def test_evaluate_through_segmenter_matches_interpreter_reference(tmp_path):
+    """The real Segmenter path vs. an independent reference: OpenCV resize, the sidecar's
+    normalisation, a plain LiteRT interpreter, argmax, nearest upscaling, scikit-learn counts."""
+    from ai_edge_litert.interpreter import Interpreter
+    from sklearn.metrics import confusion_matrix
+
+    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
+    model = tmp_path / "m.tflite"
+    model.write_bytes((FIXTURES / "sidecar.tflite").read_bytes())
+    (tmp_path / "m.json").write_text((FIXTURES / "sidecar.json").read_text())
+    side = json.loads((FIXTURES / "sidecar.json").read_text())
+    rep = evaluate_model(model, root, split="test", progress=False)
+
+    interp = Interpreter(model_path=str(model))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    h, w = inp["shape"][1:3]
+    mean, std = np.array(side["normalization"]["mean"]), np.array(side["normalization"]["std"])
+    gts, preds = [], []
+    for image, gt in SegmentationDataset(root, "test"):
+        x = (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - mean) / std
+        interp.set_tensor(inp["index"], x[None].astype(np.float32))
+        interp.invoke()
+        small = interp.get_tensor(out["index"])[0].argmax(-1).astype(np.uint8)
+        preds.append(cv2.resize(small, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST))
+        gts.append(gt)
+    gt_all, pred_all = np.concatenate([g.ravel() for g in gts]), np.concatenate([p.ravel() for p in preds])
+    keep = gt_all != 255
+    expected = confusion_matrix(gt_all[keep], pred_all[keep], labels=[0, 1, 2])
+    assert rep.metrics.matrix.sum() == expected.sum()
+    # bilinear resize implementations may round a few boundary pixels differently
+    assert np.abs(rep.metrics.matrix - expected).sum() <= 0.02 * expected.sum()
+    assert rep.metrics.miou == pytest.approx(metrics_from_matrix(expected).miou, abs=0.02)
