@@ -110,6 +110,11 @@ EXPECTED = {
     "metadata": ("float32", "nhwc", 3, (64, 96), "logits", "nhwc", (64, 96), 4, False),
     "sidecar": ("float32", "nhwc", 3, (64, 96), "logits", "nhwc", (64, 96), 3, False),
     "custom_op": ("float32", "nhwc", 3, (32, 48), "logits", "nhwc", (32, 48), 5, False),
+    "class_index_int32": ("float32", "nhwc", 3, (64, 96), "class_index", "nhwc", (64, 96), None, False),
+    "class_index_uint8": ("float32", "nhwc", 3, (64, 96), "class_index", "nhwc", (64, 96), None, False),
+    "logit_map": ("float32", "nhwc", 3, (64, 96), "binary_logit", "nhwc", (64, 96), 2, False),
+    "softmax": ("float32", "nhwc", 3, (64, 96), "probabilities", "nhwc", (64, 96), 5, False),
+    "float16_input": ("float16", "nhwc", 3, (64, 96), "logits", "nhwc", (64, 96), 5, False),
 }
 
 

@@ -31,6 +31,11 @@ MODELS = {
     "gray_input": ("logits", False, *UNIT),
     "metadata": ("logits", False, (127.5,) * 3, (127.5,) * 3),
     "sidecar": ("logits", False, (123.7, 116.3, 103.5), (58.4, 57.1, 57.4)),
+    "class_index_int32": ("class_index", False, *UNIT),
+    "class_index_uint8": ("class_index", False, *UNIT),
+    "logit_map": ("logit_score", False, *UNIT),
+    "softmax": ("logits", False, *UNIT),
+    "float16_input": ("logits", False, *UNIT),
 }
 
 
@@ -222,14 +227,15 @@ def _softmax(s):
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.mark.parametrize("name", ["float32", "int8_io", "nchw_output"])
+@pytest.mark.parametrize("name", ["float32", "int8_io", "nchw_output", "softmax"])
 def test_confidence_is_softmax_of_the_scores(name, frames):
     ref, kind, nchw = _reference(name)
     seg = mtkseg.Segmenter(model_path(name), delegate="cpu")
     frame = frames[0]
     r = seg.run(frame)
     x, _ = ref.model_input(frame)
-    probs = _softmax(ref.scores_hwc(ref.invoke(x), nchw))
+    scores = ref.scores_hwc(ref.invoke(x), nchw)
+    probs = scores if name == "softmax" else _softmax(scores)  # a softmax output is used as is
     fh, fw = frame.shape[:2]
     expected = cv2.resize(np.ascontiguousarray(probs[:, :, 1]), (fw, fh), interpolation=cv2.INTER_LINEAR)
     got = r.confidence(1)
@@ -264,6 +270,11 @@ def test_sigmoid_and_class_index_confidence(frames):
     fh, fw = frame.shape[:2]
     np.testing.assert_allclose(p1, cv2.resize(prob, (fw, fh), interpolation=cv2.INTER_LINEAR), atol=1e-4)
     assert np.mean((p1 > 0.5) == (r.mask == 1)) > 0.999  # bilinear masks threshold the same interpolation
+    r = mtkseg.Segmenter(model_path("logit_map"), delegate="cpu", upsample="bilinear").run(frame)
+    ref = Reference("logit_map")
+    x, _ = ref.model_input(frame)
+    prob = 1 / (1 + np.exp(-ref.scores_hwc(ref.invoke(x))[:, :, 0]))
+    np.testing.assert_allclose(r.confidence(1), cv2.resize(prob, (fw, fh), interpolation=cv2.INTER_LINEAR), atol=1e-4)
     r = mtkseg.Segmenter(model_path("class_index"), delegate="cpu").run(frame)
     with pytest.raises(InvalidArgumentError, match="class indices"):
         r.confidence(0)
