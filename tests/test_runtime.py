@@ -383,3 +383,66 @@ def test_accelerator_fallback_and_errors(caplog, frame):
         mtkseg.Segmenter(model_path("float32"), accelerator="tpu")
     with pytest.raises(UnsupportedModelError, match="int64"):
         mtkseg.Segmenter(model_path("class_index"), accelerator="cpu")
+
+
+def test_metadata_default_size_for_resizable_inputs(caplog, frame):
+    with caplog.at_level(logging.WARNING, logger="mtkseg.runtime"):
+        info = runtime.inspect_model(model_path("dynamic_metadata"))
+    assert info.resizable and info.input_size == (48, 80)
+    assert info.labels_source == "generated"
+    assert any("label file 'labels.txt'" in r.getMessage() for r in caplog.records)
+    seg = mtkseg.Segmenter(model_path("dynamic_metadata"), delegate="cpu")
+    assert seg.input_size == (48, 80) and seg.run(frame).shape == frame.shape[:2]
+    assert mtkseg.Segmenter(model_path("dynamic_metadata"), delegate="cpu", input_size=(32, 64)).input_size == (32, 64)
+
+
+def test_operator_version_newer_than_the_runtime(tmp_path):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(model_path("float32")).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    for code in model.operatorCodes:
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.CONV_2D:
+            code.version = 99
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    p = tmp_path / "future.tflite"
+    p.write_bytes(bytes(b.Output()))
+    with pytest.raises(UnsupportedOpError, match="CONV_2D version 99.*upgrade"):
+        mtkseg.Segmenter(p, delegate="cpu")
+
+
+# ----------------------------------------------------------------------------- a real external delegate
+
+@pytest.fixture(scope="module")
+def fake_delegate(tmp_path_factory):
+    """tests/fixtures/fake_delegate.c built with the system C compiler."""
+    import shutil as sh
+    import subprocess
+
+    cc = sh.which("cc") or sh.which("gcc") or sh.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler to build the fake delegate")
+    out = tmp_path_factory.mktemp("delegate") / "libfake_delegate.so"
+    src = Path(__file__).parent / "fixtures" / "fake_delegate.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True, capture_output=True)
+    return str(out)
+
+
+def test_external_delegate_loads_and_reports_itself(fake_delegate, frame):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate=fake_delegate, delegate_options={"mode": "ok"})
+    assert seg.delegate == fake_delegate and seg.delegate_attempts == ()
+    # the fake claims no nodes: the CPU kernels still run everything, results unchanged
+    np.testing.assert_array_equal(seg.run(frame).mask, mtkseg.Segmenter(model_path("float32"), delegate="cpu").run(frame).mask)
+
+
+@pytest.mark.parametrize("mode,match", [("null", "loader failed"), ("fail", "could not apply to the model")])
+def test_external_delegate_failures(fake_delegate, mode, match, caplog):
+    with pytest.raises(DelegateError, match=match):
+        mtkseg.Segmenter(model_path("float32"), delegate=fake_delegate, delegate_options={"mode": mode})
+    with caplog.at_level(logging.WARNING, logger="mtkseg.runtime"):
+        seg = mtkseg.Segmenter(model_path("float32"), delegate=[fake_delegate, "cpu"],
+                               delegate_options={fake_delegate: {"mode": mode}})
+    assert seg.delegate == "cpu" and match in seg.delegate_attempts[0][1]
+    assert any(match in r.getMessage() for r in caplog.records)

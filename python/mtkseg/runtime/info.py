@@ -4,6 +4,8 @@ Sources, in order of precedence (an explicit argument always wins and is logged)
 
 * tensors (flatbuffer): input layout (NHWC/NCHW), channels (1/3), dtype, quantisation,
   fixed or resizable shape; output kind and layout.
+* size of a resizable input: ``input_size`` argument → metadata ``ImageProperties.default_size``
+  → sidecar ``input_size`` (else ``UnsupportedModelError`` asking for ``input_size``).
 * value range: TFLite metadata ``NormalizationOptions`` → sidecar JSON → the ``normalization``
   argument → for quantised inputs, the range the tensor's scale/zero-point can represent
   ([0, 1] → ``"unit"``, [-1, 1] → ``"symmetric"``, [0, 255] → ``"raw"``) → ``"unit"`` (x/255)
@@ -347,7 +349,9 @@ def describe_model(
     sidecar: Optional[Sidecar] = read_sidecar(mf.path)
 
     if resizable and input_size is None:
-        if sidecar is not None and sidecar.input_size is not None:
+        if meta is not None and meta.default_size is not None:
+            hw = meta.default_size
+        elif sidecar is not None and sidecar.input_size is not None:
             hw = sidecar.input_size
         elif hw[0] <= 1 or hw[1] <= 1:
             raise UnsupportedModelError(

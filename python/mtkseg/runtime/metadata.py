@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from flatbuffers import encode, number_types as N, table as fb_table
 from ..errors import InvalidModelError
 
 __all__ = ["TfliteMetadata", "Sidecar", "read_tflite_metadata", "read_sidecar", "sidecar_path", "SIDECAR_FORMAT"]
+
+log = logging.getLogger("mtkseg.runtime")
 
 SIDECAR_FORMAT = "mtkseg-model/1"
 METADATA_IDENTIFIER = b"M001"
@@ -57,6 +60,7 @@ class TfliteMetadata:
     color_space: Optional[str] = None
     label_file: Optional[str] = None
     labels: Optional[Tuple[str, ...]] = None
+    default_size: Optional[Tuple[int, int]] = None  # (height, width) for resizable inputs
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ class _Table:
     def u8(self, slot: int, default: int = 0) -> int:
         o = self._off(slot)
         return int(self._t.Get(N.Uint8Flags, o + self._t.Pos)) if o else default
+
+    def u32(self, slot: int, default: int = 0) -> int:
+        o = self._off(slot)
+        return int(self._t.Get(N.Uint32Flags, o + self._t.Pos)) if o else default
 
     def table(self, slot: int) -> Optional["_Table"]:
         o = self._off(slot)
@@ -151,6 +159,7 @@ def read_tflite_metadata(metadata: bytes, model_data: bytes, label: str = "model
         name, description, version = root.string(0), root.string(1), root.string(2)
         mean = std = None
         color_space = label_file = None
+        default_size = None
         subgraphs = root.tables(3)
         if subgraphs:
             sub = subgraphs[0]
@@ -169,6 +178,9 @@ def read_tflite_metadata(metadata: bytes, model_data: bytes, label: str = "model
                     props = content.table(1)
                     if props is not None:
                         color_space = _COLOR_SPACES.get(props.u8(0))
+                        size = props.table(1)  # ImageSize { width:uint; height:uint; }
+                        if size is not None and size.u32(0) > 0 and size.u32(1) > 0:
+                            default_size = (size.u32(1), size.u32(0))
             outputs = sub.tables(3)
             files = (outputs[0].tables(6) if outputs else []) + sub.tables(4) + root.tables(6)
             for f in files:
@@ -184,7 +196,10 @@ def read_tflite_metadata(metadata: bytes, model_data: bytes, label: str = "model
         raw = _zip_file(model_data, label_file)
         if raw is not None:
             labels = _parse_labels(raw.decode("utf-8", "replace"))
-    return TfliteMetadata(name, version, description, mean, std, color_space, label_file, labels)
+        else:
+            log.warning("%s: metadata names the label file %r but the model carries no such file; "
+                        "class names are generated (pass labels=[...] to name them)", label, label_file)
+    return TfliteMetadata(name, version, description, mean, std, color_space, label_file, labels, default_size)
 
 
 # ----------------------------------------------------------------------------- sidecar

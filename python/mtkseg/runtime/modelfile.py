@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
-import numpy as np
-
 from ..errors import InvalidModelError, ModelNotFoundError
 
 __all__ = ["TensorSpec", "ModelFile", "read_model_file", "TFLITE_IDENTIFIER"]
@@ -255,10 +253,3 @@ def read_model_file(model: Union[str, Path, bytes, bytearray, memoryview]) -> Mo
     except (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeError) as exc:
         raise InvalidModelError(f"{label}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc
 
-
-def dtype_of(spec: TensorSpec) -> np.dtype:
-    """numpy dtype of a tensor (``InvalidModelError`` for types numpy cannot hold)."""
-    try:
-        return np.dtype(spec.dtype)
-    except TypeError as exc:
-        raise InvalidModelError(f"tensor {spec.name!r} has type {spec.dtype}, which numpy cannot represent") from exc

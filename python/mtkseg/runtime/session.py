@@ -220,6 +220,7 @@ def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads:
             continue
         opts = options_for(cand, delegate_options)
         for library in cand.libraries:
+            where = "" if library == cand.name else f"{library}: "
             why = preflight_library(library)
             if why is not None:
                 attempts.append((cand.name, why))
@@ -228,7 +229,7 @@ def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads:
             try:
                 handle = backend.load_delegate(library, opts)
             except Exception as exc:  # ValueError/RuntimeError/OSError from the loader
-                reason = f"{library}: loader failed: {exc}"
+                reason = f"{where}loader failed: {' '.join(str(exc).split())}"
                 attempts.append((cand.name, reason))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
@@ -238,7 +239,7 @@ def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads:
                 err = op_error(exc, mf, backend)
                 if explicit and err is not None:
                     raise err from exc
-                reason = f"{library}: could not apply to the model: {exc}"
+                reason = f"{where}could not apply to the model: {' '.join(str(exc).split())}"
                 attempts.append((cand.name, reason))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
