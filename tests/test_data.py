@@ -128,7 +128,11 @@ def test_class_counts_and_median_frequency_ignore_void():
         class_pixel_counts(masks, 2)
 
 
-def test_data_module_does_not_import_tensorflow():
-    code = "import sys, mtkseg.data, mtkseg.train.sidecar; print('tensorflow' in sys.modules)"
+def test_data_eval_and_cli_modules_do_not_import_tensorflow():
+    code = (
+        "import sys, mtkseg.data, mtkseg.evaluate, mtkseg.train.sidecar\n"
+        "from mtkseg.cli import eval, compare, train, export\n"
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
