@@ -446,3 +446,22 @@ def test_external_delegate_failures(fake_delegate, mode, match, caplog):
                                delegate_options={fake_delegate: {"mode": mode}})
     assert seg.delegate == "cpu" and match in seg.delegate_attempts[0][1]
     assert any(match in r.getMessage() for r in caplog.records)
+
+
+def test_accelerator_keeps_resizable_models_on_the_interpreter(caplog, frame):
+    # LiteRT's CompiledModel corrupts the heap on dynamic output shapes: refused, never run.
+    with pytest.raises(UnsupportedModelError, match="resizable"):
+        mtkseg.Segmenter(model_path("dynamic_metadata"), accelerator="cpu")
+    with caplog.at_level(logging.WARNING, logger="mtkseg.runtime"):
+        seg = mtkseg.Segmenter(model_path("dynamic_metadata"), accelerator="auto")
+    assert "CompiledModel" not in seg.backend and seg.run(frame).shape == frame.shape[:2]
+    assert any("accelerator skipped" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["nchw_output", "nchw_input", "float16_input", "sigmoid", "uint8_io",
+                                  "class_index_uint8", "softmax", "gray_input"])
+def test_accelerator_cpu_layouts_match_interpreter(name, frame):
+    a = mtkseg.Segmenter(model_path(name), accelerator="cpu", num_threads=1)
+    b = mtkseg.Segmenter(model_path(name), delegate="cpu", num_threads=1)
+    assert a.copies_per_frame == 2 and b.copies_per_frame == 0
+    assert agreement(a.run(frame).mask, b.run(frame).mask) >= 0.999

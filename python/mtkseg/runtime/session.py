@@ -5,7 +5,7 @@
     (``interpreter.tensor(i)()``): preprocessing writes straight into the input, postprocessing
     reads the output where it lies, so a frame costs **no copies** beyond the model's own.
     The backend refuses to invoke while a view is alive, so views must be dropped (or
-    copied) before the next :meth:`invoke` / :meth:`resize_input`.
+    copied) before the next :meth:`invoke`.
 
 :class:`CompiledModelSession` (LiteRT ``CompiledModel`` + ``HardwareAccelerator``)
     The Python API exposes tensor buffers only through ``write``/``read``: one copy in (the
@@ -69,7 +69,8 @@ class Session:
     def output_buffer(self) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:  # pragma: no cover
+    def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:  # pragma: no cover - interface
+        """(input shape, output shape) as allocated now."""
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - interface
@@ -161,15 +162,6 @@ class InterpreterSession(Session):
                     "copy what you need to keep before the next run()"
                 ) from exc
             raise ModelError(f"inference failed: {exc}") from exc
-
-    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        it = self._require_open()
-        try:
-            it.resize_tensor_input(self._in, [int(v) for v in shape], strict=False)
-            it.allocate_tensors()
-        except (RuntimeError, ValueError) as exc:
-            raise UnsupportedModelError(f"the model cannot run at input shape {list(shape)}: {exc}") from exc
-        return self.shapes()
 
     def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
         it = self._require_open()
@@ -321,14 +313,6 @@ class CompiledModelSession(Session):
             raise ModelError("no output yet: invoke() first")
         return self._result
 
-    def resize_input(self, shape: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-        try:
-            self._cm.resize_input_tensor(0, [int(v) for v in shape], 0, strict=False)
-        except (RuntimeError, ValueError) as exc:
-            raise UnsupportedModelError(f"the model cannot run at input shape {list(shape)}: {exc}") from exc
-        self._bind()
-        return self._in_shape, self._out_shape
-
     def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
         return self._in_shape, self._out_shape
 
@@ -359,8 +343,6 @@ def _open_compiled(backend: Backend, mf: ModelFile, info: ModelInfo, threads: in
         try:
             options = Options(hardware_accelerators=flags[name], cpu_options=CpuOptions(num_threads=threads))
             cm = CompiledModel.from_buffer(mf.data, options=options)
-            if tuple(info.input_shape) != tuple(int(v) for v in mf.inputs[0].shape):
-                cm.resize_input_tensor(0, list(info.input_shape), 0, strict=False)
             session = CompiledModelSession(cm, info, mf, backend, name, attempts, threads)
         except Exception as exc:  # RuntimeError from the native layer
             err = op_error(exc, mf, backend)
@@ -415,7 +397,14 @@ def open_session(
                 "delegate= the Interpreter; pass one of them"
             )
         names, explicit = accelerator_candidates(accelerator)
-        if not backend.has_compiled_model:
+        if info.resizable:
+            # LiteRT 2.3's CompiledModel sizes output buffers before the dynamic output shape is
+            # known and corrupts the heap on run: keep resizable models on the Interpreter.
+            reason = "the model's input is resizable, which LiteRT's CompiledModel cannot run safely"
+            if explicit:
+                raise UnsupportedModelError(f"{mf.label}: accelerator={names[0]!r}: {reason}; use delegate=... instead")
+            log.warning("%s: accelerator skipped: %s; using the Interpreter", mf.label, reason)
+        elif not backend.has_compiled_model:
             reason = f"{backend} has no CompiledModel API (needs ai-edge-litert)"
             if explicit:
                 raise DelegateError(f"accelerator {names[0]!r} could not be used: {reason}")
