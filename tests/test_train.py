@@ -308,3 +308,20 @@ def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
     report = evaluate_model(tmp_path / "m.tflite", data, split="val", progress=False)
     assert report.metrics.matrix.sum() == 2 * 48 * 62  # native resolution, void columns excluded
     assert 0.0 <= report.metrics.miou <= 1.0
+
+
+def test_export_validates_arguments(tmp_path):
+    from mtkseg.errors import ExportError
+    from mtkseg.train.export import export_tflite, resolve_checkpoint
+
+    with pytest.raises(InvalidArgumentError, match="quant"):
+        export_tflite(tmp_path, tmp_path / "m.tflite", quant="int4")
+    with pytest.raises(InvalidArgumentError, match="needs quant='int8'"):
+        export_tflite(tmp_path, tmp_path / "m.tflite", quant="float16", io_type="uint8")
+    with pytest.raises(InvalidArgumentError, match=".tflite"):
+        export_tflite(tmp_path, tmp_path / "m.onnx", quant="float32")
+    with pytest.raises(ExportError, match="no weights"):
+        resolve_checkpoint(tmp_path)
+    unet(3, base=4, depth=3).save_weights(tmp_path / "best.weights.h5")
+    with pytest.raises(ExportError, match="config.json"):
+        resolve_checkpoint(tmp_path)
