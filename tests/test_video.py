@@ -274,6 +274,27 @@ def test_file_mode_backpressure_bounds_memory() -> None:
     assert rest == list(range(1, 30))
 
 
+def test_stages_overlap() -> None:
+    """Decode, inference and the consumer's work run concurrently: with 10 ms per stage
+    (sleeps, which release the GIL like OpenCV decoding and LiteRT invoke do), 20 frames
+    take ~0.2 s pipelined instead of ~0.6 s one after the other."""
+    n, stage_s = 20, 0.01
+
+    def slow_decoder():
+        for i in range(n):
+            time.sleep(stage_s)
+            yield np.full((H, W, 3), i, np.uint8)
+
+    t0 = time.perf_counter()
+    count = 0
+    for _ in video.stream(FakeSegmenter(delay=stage_s), slow_decoder()):
+        time.sleep(stage_s)  # the consumer's encoding
+        count += 1
+    elapsed = time.perf_counter() - t0
+    assert count == n
+    assert elapsed < 0.6 * (3 * n * stage_s), f"stages did not overlap: {elapsed:.3f} s for {n} frames"
+
+
 def test_every_and_max_frames(clip: Path) -> None:
     s = video.stream(FakeSegmenter(), clip, every=4)
     assert [f.index for f, _ in s] == list(range(0, 40, 4))
