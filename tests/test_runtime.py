@@ -465,3 +465,23 @@ def test_accelerator_cpu_layouts_match_interpreter(name, frame):
     b = mtkseg.Segmenter(model_path(name), delegate="cpu", num_threads=1)
     assert a.copies_per_frame == 2 and b.copies_per_frame == 0
     assert agreement(a.run(frame).mask, b.run(frame).mask) >= 0.999
+
+
+def test_mutated_models_fail_with_typed_errors_never_crash(frame):
+    """Random byte corruptions of a valid model: each either still runs or raises a typed
+    mtkseg error (a native crash would take the test process down)."""
+    from mtkseg.errors import MtksegError
+
+    data = Path(model_path("float32")).read_bytes()
+    rng = np.random.default_rng(2024)
+    outcomes = set()
+    for _ in range(60):
+        d = bytearray(data)
+        for _ in range(int(rng.integers(1, 6))):
+            d[int(rng.integers(0, 2000))] = int(rng.integers(0, 256))
+        try:
+            mtkseg.Segmenter(bytes(d), delegate="cpu").run(frame)
+            outcomes.add("ok")
+        except MtksegError as exc:
+            outcomes.add(type(exc).__name__)
+    assert "InvalidModelError" in outcomes and len(outcomes) >= 2
