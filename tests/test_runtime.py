@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.reference import MODELS, Reference, agreement, model_path, smooth_frame
+from fixtures.reference import Reference, agreement, model_path, smooth_frame
 
 import mtkseg
 from mtkseg import runtime

@@ -290,7 +290,7 @@ def test_score_filter(frames):
         base = seg.run(frame).mask
         seen = {}
 
-        def identity(scores, scale, zero_point):
+        def identity(scores, scale, zero_point, seen=seen):
             seen.update(shape=scores.shape, dtype=scores.dtype, scale=scale, zp=zero_point)
             return scores
 

@@ -192,6 +192,7 @@ class SegmentationResult:
 
     def _binary_confidence(self, index: Optional[int]) -> np.ndarray:
         raw = self._scores  # (h, w) view of the one-channel map
+        assert raw is not None
         p = (raw.astype(np.float32) - self._scores_zero_point) * self._scores_scale
         if self._kind == "binary_logit":
             p = 1.0 / (1.0 + np.exp(-p))

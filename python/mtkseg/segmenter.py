@@ -31,6 +31,7 @@ from . import ops
 from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, open_session, read_model_file
+from .runtime.delegates import DelegateSpec
 from .runtime.info import NormalizationArg
 
 __all__ = ["Segmenter", "DEFAULT_MODEL_NAME", "default_model_path"]
@@ -135,7 +136,7 @@ class Segmenter:
         self,
         model: Union[str, "os.PathLike[str]", bytes, None] = None,
         *,
-        delegate: Union[str, Sequence[str], None] = "auto",
+        delegate: DelegateSpec = "auto",
         delegate_options: Optional[Mapping[str, object]] = None,
         num_threads: Optional[int] = None,
         color: str = "bgr",

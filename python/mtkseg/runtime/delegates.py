@@ -89,7 +89,7 @@ LIBRARIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
 }
 
-DelegateSpec = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
+DelegateSpec = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], None]
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,9 @@ def options_for(candidate: DelegateCandidate, options: Optional[Mapping[str, obj
         sub = options.get(candidate.name)
         if sub is None:
             sub = options.get(Path(candidate.name).name)
-        return {str(k): _stringify(v) for k, v in sub.items()} if sub else None
+        if not isinstance(sub, Mapping) or not sub:
+            return None
+        return {str(k): _stringify(v) for k, v in sub.items()}
     return {str(k): _stringify(v) for k, v in options.items()}
 
 

@@ -384,7 +384,7 @@ def describe_model(
     elif sidecar is not None and sidecar.mean is not None and sidecar.std is not None:
         mean, std, norm_source = sidecar.mean, sidecar.std, "sidecar"
     else:
-        inferred = _range_of_quantization(spec_in.dtype, in_scale, in_zp) if in_scale is not None else None
+        inferred = _range_of_quantization(spec_in.dtype, in_scale, in_zp or 0) if in_scale is not None else None
         if inferred is not None:
             (mean, std), norm_source = inferred[1], "quantization"
         else:
@@ -432,10 +432,9 @@ def describe_model(
     from ..viz import default_palette
 
     count = num_classes if num_classes is not None else 256
-    if sidecar is not None and sidecar.palette is not None and len(sidecar.palette) >= count:
-        palette = tuple(tuple(int(v) for v in c) for c in sidecar.palette)
-    else:
-        palette = tuple(tuple(int(v) for v in c) for c in default_palette(count))
+    colours = sidecar.palette if sidecar is not None and sidecar.palette is not None and len(sidecar.palette) >= count \
+        else default_palette(count)
+    palette: Tuple[Tuple[int, int, int], ...] = tuple((int(c[0]), int(c[1]), int(c[2])) for c in colours)
 
     in_shape = list(spec_in.shape)
     if layout == "nchw":

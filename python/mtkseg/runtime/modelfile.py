@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from ..errors import InvalidModelError, ModelNotFoundError
 
@@ -166,8 +166,8 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
         operators.append(codes[idx])
         for t in op.OutputsAsNumpy() if op.OutputsLength() else ():
             producers[int(t)] = codes[idx]
-    inputs = []
-    outputs = []
+    inputs: List[TensorSpec] = []
+    outputs: List[TensorSpec] = []
     for getter, count, dest in ((sub.Inputs, sub.InputsLength(), inputs), (sub.Outputs, sub.OutputsLength(), outputs)):
         for j in range(count):
             t = int(getter(j))

@@ -34,6 +34,7 @@ from ..errors import (
 from .backends import Backend, default_num_threads, get_backend
 from .delegates import (
     DelegateCandidate,
+    DelegateSpec,
     accelerator_candidates,
     delegate_candidates,
     options_for,
@@ -372,7 +373,7 @@ def open_session(
     mf: ModelFile,
     info: ModelInfo,
     *,
-    delegate: Union[str, Sequence[str], None] = "auto",
+    delegate: DelegateSpec = "auto",
     delegate_options: Optional[Mapping[str, object]] = None,
     num_threads: Optional[int] = None,
     accelerator: Union[str, Sequence[str], None] = None,
