@@ -208,6 +208,7 @@ class VideoStream:
 
     @property
     def closed(self) -> bool:
+        """True once the stream has ended or was closed (its threads are gone)."""
         return self._closed
 
     def __enter__(self) -> "VideoStream":

@@ -93,6 +93,7 @@ class VideoSource:
         fps: frames per second when known, else None.
         frame_count: number of frames when known (files, folders, sized iterables), else None.
         size: ``(height, width)`` when known before reading, else None.
+        skipped: frames passed over by :meth:`frames` with ``every > 1``.
 
     A source is iterated once.  Reading stops at the end of the source; a source that fails
     part-way raises :class:`~mtkseg.errors.StreamError` from the iterator after the last
