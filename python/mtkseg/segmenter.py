@@ -111,7 +111,8 @@ class Segmenter:
             :mod:`mtkseg.runtime.delegates`.
         delegate_options: options passed to the delegate loader (flat, or keyed by name).
         num_threads: CPU threads of the interpreter; None = all usable cores (LiteRT's own
-            default is 1).
+            default is 1).  Pre/post-processing use the native kernels' pool
+            (:func:`mtkseg.ops.set_num_threads`).
         color: channel order of 3/4-channel numpy frames, ``"bgr"`` (OpenCV) or ``"rgb"``.
             PIL images are always RGB, paths are decoded as BGR.
         fit: ``"stretch"`` the frame to the model input, or ``"letterbox"`` (keep the aspect

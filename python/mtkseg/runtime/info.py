@@ -48,6 +48,13 @@ _INPUT_DTYPES = ("float32", "float16", "int8", "uint8")
 _SCORE_DTYPES = ("float32", "float16", "int8", "uint8")
 _LABEL_DTYPES = ("int32", "int64", "uint8", "int8")
 _warned_default: set = set()
+_LABEL_SOURCES = {
+    "argument": "names from labels=",
+    "metadata": "names from the TFLite metadata label file",
+    "sidecar": "names from the sidecar JSON",
+    "generated": "the model carries no names: generated",
+    "none": "class indices without names",
+}
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ class ModelInfo:
             f"{self.output_layout.upper()}{q(self.output_scale, self.output_zero_point)}",
             f"output kind:    {self.output_kind}, {self.output_size[0]}x{self.output_size[1]}",
             f"classes:        {self.num_classes if self.num_classes is not None else 'unknown'} "
-            f"(labels from {self.labels_source})",
+            f"({_LABEL_SOURCES.get(self.labels_source, self.labels_source)})",
             f"class names:    {names or '-'}",
             f"operators:      {ops}",
         ]
