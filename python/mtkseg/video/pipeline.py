@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
