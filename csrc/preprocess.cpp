@@ -17,6 +17,24 @@ struct Taps {
     std::vector<float> weight;
 };
 
+// OpenCV INTER_LINEAR geometry as taps (one tap where the weight of the second is zero).
+Taps linear_taps(int src, int dst) {
+    Taps t;
+    const double scale = 1.0 / (static_cast<double>(dst) / src);  // OpenCV computes it this way
+    t.start.push_back(0);
+    for (int d = 0; d < dst; ++d) {
+        const LinearTap tap = linear_tap(d, scale, src);
+        t.idx.push_back(tap.i0);
+        t.weight.push_back(1.f - tap.w);
+        if (tap.w > 0.f) {
+            t.idx.push_back(tap.i1);
+            t.weight.push_back(tap.w);
+        }
+        t.start.push_back(static_cast<int>(t.idx.size()));
+    }
+    return t;
+}
+
 // OpenCV INTER_AREA geometry for downscaling: each output pixel averages the source area it
 // covers, partially covered source pixels weighted by their covered fraction.
 Taps area_taps(int src, int dst) {
@@ -276,67 +294,89 @@ void linear_rows_packed3(const SrcView& s, const DstView& d, int sw, int sh, int
     });
 }
 
-// Area resampling of a packed 3-channel frame into a packed NHWC tensor, vertical pass first:
-// the source rows of one output row are summed with their weights over contiguous memory
-// (vectorised), then one horizontal pass resamples that single float row.
-template <typename T, bool swap>
-void area_rows_packed3(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int sw, int x0, int y0,
-                       int rw, int rh) {
-    const int n = rw * 3, src_n = sw * 3;
-    std::vector<float> scale(static_cast<size_t>(n)), shift(static_cast<size_t>(n));
+// Any packed frame (pixel stride = channel count: gray, BGR/RGB, BGRA/RGBA) with any taps,
+// vertical pass first: the source rows of one output row are blended with their weights over
+// contiguous memory (vectorised), then one horizontal pass resamples that float row into the
+// model's channels.  Packed 3-channel NHWC outputs get contiguous vectorised stores; other
+// layouts (NCHW, one channel) are written through their strides.
+template <typename T>
+void packed_rows(const SrcView& s, const DstView& d, int src_c, const Taps& xt, const Taps& yt, int sw, int x0, int y0,
+                 int rw, int rh) {
+    const int src_n = sw * src_c, bc = s.channels_used;
+    const bool contiguous_out = d.channels == 3 && !d.to_gray && d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) &&
+                                d.sc == static_cast<py::ssize_t>(sizeof(T));
+    std::vector<float> scale(static_cast<size_t>(rw) * 3), shift(static_cast<size_t>(rw) * 3);
     for (int x = 0; x < rw; ++x)
         for (int k = 0; k < 3; ++k) scale[3 * x + k] = d.a[k], shift[3 * x + k] = d.b[k];
-    parallel_for(rh, rows_per_chunk(static_cast<int64_t>(src_n) * 4), [&](int64_t b, int64_t e) {
-        std::vector<float> acc(static_cast<size_t>(src_n)), value(static_cast<size_t>(n));
+    // Source byte offset of each buffer channel within a pixel.
+    const int c0 = s.ch[0], c1 = s.ch[1], c2 = s.ch[2];
+    parallel_for(rh, rows_per_chunk(static_cast<int64_t>(src_n) * 3), [&](int64_t b, int64_t e) {
+        std::vector<float> acc(static_cast<size_t>(src_n)), buf(static_cast<size_t>(rw) * bc);
+        std::vector<float> value(static_cast<size_t>(rw) * 3);
         for (int64_t dy = b; dy < e; ++dy) {
             float* a = acc.data();
-            bool first = true;
             for (int k = yt.start[dy]; k < yt.start[dy + 1]; ++k) {
                 const uint8_t* row = s.data + yt.idx[k] * s.sy;
                 const float w = yt.weight[k];
-                if (first) {
+                if (k == yt.start[dy]) {
                     for (int i = 0; i < src_n; ++i) a[i] = w * row[i];
-                    first = false;
                 } else {
                     for (int i = 0; i < src_n; ++i) a[i] += w * row[i];
                 }
             }
-            for (int dx = 0; dx < rw; ++dx) {
-                float v0 = 0.f, v1 = 0.f, v2 = 0.f;
-                for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) {
-                    const float* px = a + 3 * xt.idx[k];
-                    const float w = xt.weight[k];
-                    v0 += w * px[0];
-                    v1 += w * px[1];
-                    v2 += w * px[2];
+            if (bc == 1) {
+                for (int dx = 0; dx < rw; ++dx) {
+                    float v = 0.f;
+                    for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) v += xt.weight[k] * a[xt.idx[k] * src_c];
+                    buf[dx] = v;
                 }
-                value[3 * dx] = (swap ? v2 : v0) * scale[3 * dx] + shift[3 * dx];
-                value[3 * dx + 1] = v1 * scale[3 * dx + 1] + shift[3 * dx + 1];
-                value[3 * dx + 2] = (swap ? v0 : v2) * scale[3 * dx + 2] + shift[3 * dx + 2];
+            } else {
+                for (int dx = 0; dx < rw; ++dx) {
+                    float r = 0.f, g = 0.f, bl = 0.f;
+                    for (int k = xt.start[dx]; k < xt.start[dx + 1]; ++k) {
+                        const float* px = a + xt.idx[k] * src_c;
+                        const float w = xt.weight[k];
+                        r += w * px[c0];
+                        g += w * px[c1];
+                        bl += w * px[c2];
+                    }
+                    buf[3 * dx] = r, buf[3 * dx + 1] = g, buf[3 * dx + 2] = bl;
+                }
             }
-            store_row(reinterpret_cast<T*>(d.data + (y0 + dy) * d.sy + x0 * d.sx), value.data(), n, d);
+            if (contiguous_out) {
+                const int o0 = d.order[0], o1 = d.order[1], o2 = d.order[2];
+                for (int dx = 0; dx < rw; ++dx) {
+                    const float* px = &buf[3 * dx];
+                    value[3 * dx] = px[o0] * scale[3 * dx] + shift[3 * dx];
+                    value[3 * dx + 1] = px[o1] * scale[3 * dx + 1] + shift[3 * dx + 1];
+                    value[3 * dx + 2] = px[o2] * scale[3 * dx + 2] + shift[3 * dx + 2];
+                }
+                store_row(reinterpret_cast<T*>(d.data + (y0 + dy) * d.sy + x0 * d.sx), value.data(), rw * 3, d);
+            } else {
+                write_row<T>(d, y0 + static_cast<int>(dy), x0, rw, buf.data(), bc);
+            }
         }
     });
 }
 
 template <typename T>
 void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int dst_h, int dst_w, int x0, int y0,
-         int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh) {
+         int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh, int src_c) {
     if (pad_needed) fill_pad<T>(d, dst_h, dst_w, pad);
-    const bool packed = s.channels_used == 3 && s.sx == 3 && s.sc == 1 && d.channels == 3 && !d.to_gray &&
-                        d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) && d.sc == static_cast<py::ssize_t>(sizeof(T));
-    if (packed) {
+    const bool packed_src = s.sc == 1 && s.sx == src_c;
+    if (linear && packed_src && src_c == 3 && d.channels == 3 && !d.to_gray &&
+        d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) && d.sc == static_cast<py::ssize_t>(sizeof(T))) {
         // Buffer channel order is (r, g, b) = source channels (ch[0], ch[1], ch[2]); output
         // channel k takes buffer channel order[k].  With a packed source, out k = src[k] or src[2-k].
-        const bool swap = s.ch[d.order[0]] == 2;
-        if (linear && swap)
+        if (s.ch[d.order[0]] == 2)
             linear_rows_packed3<T, true>(s, d, sw, sh, x0, y0, rw, rh);
-        else if (linear)
-            linear_rows_packed3<T, false>(s, d, sw, sh, x0, y0, rw, rh);
-        else if (swap)
-            area_rows_packed3<T, true>(s, d, xt, yt, sw, x0, y0, rw, rh);
         else
-            area_rows_packed3<T, false>(s, d, xt, yt, sw, x0, y0, rw, rh);
+            linear_rows_packed3<T, false>(s, d, sw, sh, x0, y0, rw, rh);
+        return;
+    }
+    if (packed_src) {
+        packed_rows<T>(s, d, src_c, linear ? linear_taps(sw, rw) : xt, linear ? linear_taps(sh, rh) : yt, sw, x0, y0,
+                       rw, rh);
         return;
     }
     if (linear) {
@@ -464,10 +504,10 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
     {
         py::gil_scoped_release release;
         switch (dt) {
-            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
-            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
-            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
-            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh); break;
+            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
+            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
+            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
+            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
         }
     }
     return {x0, y0, rw, rh};

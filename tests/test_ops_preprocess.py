@@ -274,3 +274,12 @@ def test_rejects_bad_options(kwargs, match):
 def test_area_refuses_upscaling():
     with pytest.raises(InvalidArgumentError, match="area"):
         ops.preprocess(np.zeros((5, 5, 3), np.uint8), np.zeros((10, 10, 3), np.float32), interpolation="area")
+
+
+def test_auto_interpolation_judges_the_letterbox_band(rng):
+    # 900x300 into 192x320: the band is 64x192 (stretch would be < 2x on the width axis).
+    frame = rng.integers(0, 256, (300, 900, 3), dtype=np.uint8)
+    auto, area = np.empty((192, 320, 3), np.float32), np.empty((192, 320, 3), np.float32)
+    ops.preprocess(frame, auto, fit="letterbox")
+    ops.preprocess(frame, area, fit="letterbox", interpolation="area")
+    np.testing.assert_array_equal(auto, area)

@@ -149,8 +149,8 @@ def preprocess(
         model_color: channel order the model expects, ``"rgb"`` or ``"bgr"`` (ignored for
             1-channel models, which get ITU-R BT.601 luma like ``cv2.COLOR_BGR2GRAY``).
         interpolation: ``"linear"`` (OpenCV INTER_LINEAR), ``"area"`` (INTER_AREA, downscaling
-            only) or ``"auto"`` (area when the frame is at least twice the target size on
-            both axes, else linear).
+            only) or ``"auto"`` (area when the frame is at least twice the size of the region
+            it is resized into on both axes, else linear).
         fit: ``"stretch"`` to fill the input, or ``"letterbox"`` to keep the aspect ratio and
             pad with ``pad_value`` (pixel units, per model channel).
         mean, std: model value = (pixel - mean) / std, per model channel, pixel units
@@ -177,6 +177,10 @@ def preprocess(
     if method == -1:
         h = (out.shape[-2] if nchw else out.shape[-3]) if out.ndim in (3, 4) else 0
         w = (out.shape[-1] if nchw else out.shape[-2]) if out.ndim in (3, 4) else 0
+        if fit_code and h > 0 and w > 0 and frame.shape[0] > 0 and frame.shape[1] > 0:
+            # The frame is resized into the letterbox band, not the whole input.
+            s = min(w / frame.shape[1], h / frame.shape[0])
+            h, w = max(1, round(frame.shape[0] * s)), max(1, round(frame.shape[1] * s))
         method = 1 if h > 0 and w > 0 and frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w else 0
     quantised = out.dtype in (np.int8, np.uint8)
     if quantised and (scale is None or zero_point is None):
