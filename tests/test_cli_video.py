@@ -75,9 +75,11 @@ def test_cli_every_max_frames_and_color_masks(clip: Path, tmp_path: Path, fake: 
     assert "5 frames processed" in stdout and "skipped" in stdout and stderr == ""
 
 
-def test_cli_live_mode_on_file(clip: Path, fake: list, capsys) -> None:
-    assert run(["m.tflite", str(clip), "--live", "--no-progress"]) == 0
-    assert "live mode" in capsys.readouterr().out
+def test_cli_live_mode_on_file(tmp_path: Path, fake: list, capsys) -> None:
+    fast = write_clip(tmp_path / "fast.avi", 20, fps=200.0)  # paced at 200 fps: 0.1 s
+    assert run(["m.tflite", str(fast), "--live", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "live mode" in out and "read 20" in out
 
 
 def test_cli_bad_source_names_it(tmp_path: Path, fake: list) -> None:
