@@ -111,13 +111,16 @@ std::vector<LinearTap> taps_for(int src, int dst) {
 // Bilinear scores + argmax per output pixel.  Where the four source pixels around an output
 // pixel share one argmax class k, k also wins everywhere between them (the interpolated
 // score difference s_k - s_j is a convex combination of non-negative corner differences),
-// so only cells on class boundaries interpolate the full score vectors.
+// so only cells on class boundaries interpolate the full score vectors.  Those interpolate
+// vertically first, once per source column and output row, then horizontally per pixel.
 template <typename T>
 void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, int W) {
     const std::vector<LinearTap> tx = taps_for(v.w, W), ty = taps_for(v.h, H);
     parallel_for(H, rows_per_chunk(W * 2), [&](int64_t b, int64_t e) {
         std::vector<uint8_t> uniform(static_cast<size_t>(v.w)), cls(static_cast<size_t>(v.w));
-        std::vector<float> top(static_cast<size_t>(v.c)), bot(static_cast<size_t>(v.c));
+        // Vertically interpolated scores of a source column, computed on first use in a row.
+        std::vector<float> column(static_cast<size_t>(v.w) * v.c);
+        std::vector<int64_t> stamp(static_cast<size_t>(v.w), -1);
         for (int64_t y = b; y < e; ++y) {
             const LinearTap t = ty[y];
             const uint8_t* r0 = A + static_cast<int64_t>(t.i0) * v.w;
@@ -128,6 +131,18 @@ void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, 
                 uniform[x] = (r0[x1] == k) & (r1[x] == k) & (r1[x1] == k);
                 cls[x] = k;
             }
+            auto scores_of = [&](int sx) -> const float* {
+                float* col = &column[static_cast<size_t>(sx) * v.c];
+                if (stamp[sx] != y) {
+                    const int64_t o0 = v.base + t.i0 * v.sy + sx * v.sx, o1 = v.base + t.i1 * v.sy + sx * v.sx;
+                    for (int c = 0; c < v.c; ++c) {
+                        const float top = load<T>(v, o0 + c * v.sc), bot = load<T>(v, o1 + c * v.sc);
+                        col[c] = top * (1.f - t.w) + bot * t.w;
+                    }
+                    stamp[sx] = y;
+                }
+                return col;
+            };
             uint8_t* dst = out + y * W;
             for (int x = 0; x < W; ++x) {
                 const LinearTap s = tx[x];
@@ -135,18 +150,15 @@ void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, 
                     dst[x] = cls[s.i0];
                     continue;
                 }
-                const int64_t o00 = v.base + t.i0 * v.sy + s.i0 * v.sx, o01 = v.base + t.i0 * v.sy + s.i1 * v.sx;
-                const int64_t o10 = v.base + t.i1 * v.sy + s.i0 * v.sx, o11 = v.base + t.i1 * v.sy + s.i1 * v.sx;
-                float best = 0.f;
+                const float* left = scores_of(s.i0);
+                const float* right = scores_of(s.i1);
+                float best = left[0] * (1.f - s.w) + right[0] * s.w;
                 int idx = 0;
-                for (int c = 0; c < v.c; ++c) {
-                    const int64_t oc = c * v.sc;
-                    const float a = load<T>(v, o00 + oc), bb = load<T>(v, o01 + oc);
-                    const float cc = load<T>(v, o10 + oc), d = load<T>(v, o11 + oc);
-                    const float up = a * (1.f - s.w) + bb * s.w;
-                    const float dn = cc * (1.f - s.w) + d * s.w;
-                    const float val = up * (1.f - t.w) + dn * t.w;
-                    if (c == 0 || val > best) best = val, idx = c;
+                for (int c = 1; c < v.c; ++c) {
+                    const float val = left[c] * (1.f - s.w) + right[c] * s.w;
+                    const bool gt = val > best;
+                    best = gt ? val : best;
+                    idx = gt ? c : idx;
                 }
                 dst[x] = static_cast<uint8_t>(idx);
             }
@@ -294,7 +306,7 @@ void threshold_resize(const py::array& scores, py::array& out, Crop crop, int mo
     const int H = static_cast<int>(out.shape(0)), W = static_cast<int>(out.shape(1));
     const DType dt = dtype_of(scores);
     py::gil_scoped_release release;
-    std::vector<float> map(static_cast<size_t>(v.h) * v.w), full(static_cast<size_t>(H) * W);
+    std::vector<float> map(static_cast<size_t>(v.h) * v.w);
     for (int y = 0; y < v.h; ++y)
         for (int x = 0; x < v.w; ++x) {
             const int64_t off = v.base + y * v.sy + x * v.sx;
@@ -307,10 +319,29 @@ void threshold_resize(const py::array& scores, py::array& out, Crop crop, int mo
             }
             map[static_cast<size_t>(y) * v.w + x] = s;
         }
-    resample_map(map.data(), v.h, v.w, full.data(), H, W, mode);
     auto* dst = static_cast<uint8_t*>(out.mutable_data());
     const float thr = static_cast<float>(threshold);
-    for (size_t i = 0; i < full.size(); ++i) dst[i] = full[i] > thr ? 1 : 0;
+    if (mode == 0) {  // threshold at model resolution, then replicate like the argmax path
+        std::vector<uint8_t> A(map.size());
+        for (size_t i = 0; i < map.size(); ++i) A[i] = map[i] > thr ? 1 : 0;
+        nearest_from_map(A.data(), v.h, v.w, dst, H, W);
+        return;
+    }
+    const std::vector<LinearTap> tx = taps_for(v.w, W), ty = taps_for(v.h, H);
+    parallel_for(H, rows_per_chunk(4 * W), [&](int64_t b, int64_t e) {
+        std::vector<float> row(static_cast<size_t>(v.w));
+        for (int64_t y = b; y < e; ++y) {
+            const LinearTap t = ty[y];
+            const float* r0 = &map[static_cast<size_t>(t.i0) * v.w];
+            const float* r1 = &map[static_cast<size_t>(t.i1) * v.w];
+            for (int x = 0; x < v.w; ++x) row[x] = r0[x] * (1.f - t.w) + r1[x] * t.w;
+            uint8_t* o = dst + y * W;
+            for (int x = 0; x < W; ++x) {
+                const LinearTap s = tx[x];
+                o[x] = row[s.i0] * (1.f - s.w) + row[s.i1] * s.w > thr ? 1 : 0;
+            }
+        }
+    });
 }
 
 void confidence_resize(const py::array& logits, py::array& out, Crop crop, int mode, int64_t class_index,
