@@ -436,6 +436,9 @@ def test_truncated_file_ends_cleanly_with_playable_output(clip: Path, tmp_path: 
     assert count_frames(out) == readable
     assert video_threads() == []
 
+    with pytest.raises(InvalidArgumentError, match="on_error"):
+        video.process(bad, FakeSegmenter(), on_error="ignore")
+
     out2 = tmp_path / "out2.avi"
     with pytest.raises(StreamError, match="truncated") as info:
         video.process(bad, FakeSegmenter(), sink=out2)

@@ -82,7 +82,7 @@ def _make_segmenter(args: argparse.Namespace) -> Any:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError, MtksegError
     from ..video import MaskSink, VideoSink, open_source, process
 
     if args.ema_momentum is not None and args.smoothing != "ema":
@@ -101,7 +101,7 @@ def handler(args: argparse.Namespace) -> int:
     live = source.live
     try:
         stats = process(
-            source, segmenter, sinks, progress=args.progress and not live, on_error="warn",
+            source, segmenter, sinks, progress=args.progress and not live, on_error="raise",
             live=args.live, every=args.every, max_frames=args.max_frames,
             smoothing=None if args.smoothing == "none" else args.smoothing, ema_momentum=args.ema_momentum,
         )
@@ -112,12 +112,17 @@ def handler(args: argparse.Namespace) -> int:
         _report_outputs(sinks)
         print("mtkseg video: interrupted; outputs hold every frame processed so far", file=sys.stderr)
         return 130
-    print(stats.summary())
-    _report_outputs(sinks)
-    if stats.error is not None:
-        print(f"mtkseg video: error: {stats.error}", file=sys.stderr)
+    except MtksegError as exc:
+        stats = getattr(exc, "stats", None)
+        if stats is None:  # failed before the stream started (e.g. a sink without fps)
+            raise
+        print(stats.summary())
+        _report_outputs(sinks)
+        print(f"mtkseg video: error: {exc}", file=sys.stderr)
         print("mtkseg video: outputs hold every frame processed before the error", file=sys.stderr)
         return 1
+    print(stats.summary())
+    _report_outputs(sinks)
     return 0
 
 

@@ -133,5 +133,5 @@ def process(
         pass
     if isinstance(failure, KeyboardInterrupt) or on_error == "raise":
         raise failure
-    log.warning("%s: %s", stream.source.name, failure)
+    log.warning("stream ended early: %s", failure)
     return stats
