@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InvalidArgumentError, InvalidTypeError, StreamError
 from .sources import Frame, VideoSource
 
-__all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "VIDEO_CODECS", "RENDER_MODES"]
+__all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "as_sinks", "VIDEO_CODECS", "RENDER_MODES"]
 
 log = logging.getLogger(__name__)
 

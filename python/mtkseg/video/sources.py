@@ -293,6 +293,10 @@ class IterableSource(VideoSource):
     Items must be numpy arrays; anything else raises :class:`~mtkseg.errors.SourceError`
     naming the item's index and type.  An exception raised by the iterable itself ends the
     stream with :class:`~mtkseg.errors.StreamError`.
+
+    Frames are passed on without a copy, and the pipeline holds a few of them in its queues:
+    yield a new array per frame (as ``cv2.VideoCapture.read()`` does without ``image=``),
+    not one buffer refilled in place.
     """
 
     kind = "iterable"
