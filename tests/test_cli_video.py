@@ -210,3 +210,14 @@ def test_cli_video_real_model_end_to_end(clip: Path, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "mtkseg.cli", "video", str(model), str(tmp_path / "nope.mp4")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "nope.mp4" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_json_stats(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    import json
+
+    assert run(["m", str(clip), "-o", str(tmp_path / "o.avi"), "--json", "--no-progress", "--every", "3"]) == 0
+    stdout, stderr = capsys.readouterr()
+    stats = json.loads(stdout)
+    assert (stats["frames_processed"], stats["frames_skipped"], stats["frames_dropped"], stats["error"]) == (10, 20, 0, None)
+    assert set(stats["latency_ms"]["infer"]) == {"p50", "p90", "p99"}
+    assert "wrote" in stderr

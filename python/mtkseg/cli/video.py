@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -73,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the past for --smoothing ema, in [0, 1) (default 0.6)")
     g.add_argument("--fps", type=_positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
     add_runtime_arguments(p)  # --delegate, --accelerator, --threads, --input-size: as in ``mtkseg run``
+    p.add_argument("--json", action="store_true", help="print the final statistics as one JSON object")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -108,33 +110,42 @@ def handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         stats = getattr(exc, "stats", None)
         if stats is not None:
-            print(stats.summary())
-        _report_outputs(sinks)
+            _print_stats(stats, args.json)
+        _report_outputs(sinks, args.json)
         print("mtkseg video: interrupted; outputs hold every frame processed so far", file=sys.stderr)
         return 130
     except MtksegError as exc:
         stats = getattr(exc, "stats", None)
         if stats is None:  # failed before the stream started (e.g. a sink without fps)
             raise
-        print(stats.summary())
-        _report_outputs(sinks)
+        _print_stats(stats, args.json)
+        _report_outputs(sinks, args.json)
         print(f"mtkseg video: error: {exc}", file=sys.stderr)
         print("mtkseg video: outputs hold every frame processed before the error", file=sys.stderr)
         return 1
-    print(stats.summary())
-    _report_outputs(sinks)
+    _print_stats(stats, args.json)
+    _report_outputs(sinks, args.json)
     return 0
 
 
-def _report_outputs(sinks: list) -> None:
+def _print_stats(stats: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(stats.as_dict()))
+    else:
+        print(stats.summary())
+
+
+def _report_outputs(sinks: list, quiet: bool = False) -> None:
+    """One line per output written (on stderr with ``--json``, so stdout stays parseable)."""
     from ..video import MaskSink, VideoSink
 
+    out = sys.stderr if quiet else sys.stdout
     for s in sinks:
         if isinstance(s, VideoSink) and s.frames_written:
             h, w = s.size or (0, 0)
-            print(f"wrote {s.path}: {s.frames_written} frames, {w}x{h}, {s.fps:g} fps, codec {s.fourcc}")
+            print(f"wrote {s.path}: {s.frames_written} frames, {w}x{h}, {s.fps:g} fps, codec {s.fourcc}", file=out)
         elif isinstance(s, MaskSink):
-            print(f"wrote {s.frames_written} masks to {s.directory}")
+            print(f"wrote {s.frames_written} masks to {s.directory}", file=out)
 
 
 def register(subparsers) -> None:
