@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     # (what smoothing costs: lag at moving edges).
     raw_masks = []
     modes = [("none", None, None), ("ema 0.6", "ema", None), ("ema 0.8", "ema", 0.8), ("mode3", "mode3", None)]
-    flicker, changed, smooth_ms = {}, {}, {}
+    flicker, changed, smooth_ms, smooth_fps = {}, {}, {}, {}
     for label, mode, momentum in modes:
         diffs = []
 
@@ -176,6 +176,7 @@ def main(argv=None) -> int:
 
         st = video.process(args.clip, seg, callback=compare, smoothing=mode, ema_momentum=momentum)
         flicker[label] = st.flicker
+        smooth_fps[label] = st.fps
         changed[label] = float(np.mean(diffs)) if diffs else 0.0
         pct = st.percentiles("smooth")
         smooth_ms[label] = pct["p50"] if pct else None
@@ -211,8 +212,8 @@ def main(argv=None) -> int:
             f"pixels change class per frame"
             + ("" if label == "none" else f" ({flicker[label] / flicker['none']:.2f}x); {100 * changed[label]:.2f} % of "
                f"pixels differ from the unsmoothed mask")
-            + (f"; {smooth_ms[label]:.2f} ms/frame" if smooth_ms[label] is not None else "")
-            + " |"
+            + (f"; mask step {smooth_ms[label]:.2f} ms/frame" if smooth_ms[label] is not None else "")
+            + f"; {smooth_fps[label]:.1f} fps without a sink |"
             for label, _, _ in modes
         ],
     ]
