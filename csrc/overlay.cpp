@@ -59,13 +59,14 @@ void overlay(const py::array& frame, const py::array& mask, const py::array& pal
         for (int k = 0; k < 3; ++k) term[c * 3 + k] = pal[c * 3 + k] * a + 128;
     const auto* f = static_cast<const uint8_t*>(frame.data());
     const auto* m = static_cast<const uint8_t*>(mask.data());
-    auto* o = static_cast<uint8_t*>(out.mutable_data());
+    auto* o = static_cast<uint8_t*>(out.mutable_data());  // may equal f (in place): no __restrict
     const int64_t n = mask.size();
     const int keep = 256 - a;
     py::gil_scoped_release release;
+    const int* __restrict terms = term.data();
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
-            const int* t = &term[m[i] * 3];
+            const int* t = &terms[m[i] * 3];
             const uint8_t* src = f + 3 * i;
             uint8_t* dst = o + 3 * i;
             if (t[0] < 0) {
@@ -89,8 +90,9 @@ void colorize(const py::array& mask, const py::array& palette, py::array& out) {
     const int64_t n = mask.size();
     py::gil_scoped_release release;
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
+        const uint8_t* __restrict colours = lut.data();
         for (int64_t i = b; i < e; ++i) {
-            const uint8_t* c = &lut[m[i] * 3];
+            const uint8_t* c = &colours[m[i] * 3];
             o[3 * i] = c[0], o[3 * i + 1] = c[1], o[3 * i + 2] = c[2];
         }
     });

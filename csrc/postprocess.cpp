@@ -58,8 +58,14 @@ inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
 template <typename T>
 void argmax_map(const ScoreView& v, uint8_t* A) {
     parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c), [&](int64_t b, int64_t e) {
-        for (int64_t y = b; y < e; ++y)
-            for (int x = 0; x < v.w; ++x) A[y * v.w + x] = argmax_at<T>(v, static_cast<int>(y), x);
+        for (int64_t y = b; y < e; ++y) {
+            int x = 0;
+            // Local copies: stores through uint8_t* may alias anything, so fields read through a
+            // reference would be reloaded for every pixel.
+            const ScoreView view = v;
+            uint8_t* __restrict row = A + y * view.w;
+            for (; x < view.w; ++x) row[x] = argmax_at<T>(view, static_cast<int>(y), x);
+        }
     });
 }
 
@@ -84,17 +90,19 @@ void nearest_from_map(const uint8_t* A, int h, int w, uint8_t* out, int H, int W
                 std::memcpy(dst, dst - W, static_cast<size_t>(W));
                 continue;
             }
-            const uint8_t* row = A + static_cast<int64_t>(sy) * w;
+            const uint8_t* __restrict row = A + static_cast<int64_t>(sy) * w;
             if (short_runs) {
                 uint8_t* p = scratch.data();
+                const int* __restrict runs = run.data();
                 for (int x = 0; x < w; ++x) {
                     const uint64_t rep = row[x] * 0x0101010101010101ull;
                     std::memcpy(p, &rep, 8);
-                    p += run[x];
+                    p += runs[x];
                 }
                 std::memcpy(dst, scratch.data(), static_cast<size_t>(W));
             } else {
-                for (int x = 0; x < W; ++x) dst[x] = row[xs[x]];
+                const int* __restrict cols = xs.data();
+                for (int x = 0; x < W; ++x) dst[x] = row[cols[x]];
             }
             prev_sy = sy;
         }
@@ -143,11 +151,14 @@ void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, 
                 }
                 return col;
             };
-            uint8_t* dst = out + y * W;
+            uint8_t* __restrict dst = out + y * W;
+            const LinearTap* __restrict taps = tx.data();
+            const uint8_t* __restrict uni = uniform.data();
+            const uint8_t* __restrict klass = cls.data();
             for (int x = 0; x < W; ++x) {
-                const LinearTap s = tx[x];
-                if (uniform[s.i0]) {
-                    dst[x] = cls[s.i0];
+                const LinearTap s = taps[x];
+                if (uni[s.i0]) {
+                    dst[x] = klass[s.i0];
                     continue;
                 }
                 const float* left = scores_of(s.i0);
