@@ -13,6 +13,7 @@ namespace mtkseg {
 
 DType dtype_of(const py::array& a) {
     const py::dtype dt = a.dtype();
+    if (!dt.attr("isnative").cast<bool>()) return DType::Other;  // byte-swapped data
     const char kind = dt.kind();
     const auto size = dt.itemsize();
     if (kind == 'u' && size == 1) return DType::U8;

@@ -378,6 +378,8 @@ def confusion_matrix(
     _require_array(pred, "pred")
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         raise InvalidTypeError(f"num_classes: expected an int, got {type(num_classes).__name__}")
+    if not 1 <= num_classes <= 4096:
+        raise InvalidArgumentError(f"num_classes: expected 1 to 4096, got {num_classes}")
     if out is None:
         out = np.zeros((int(num_classes), int(num_classes)), dtype=np.int64)
     else:
