@@ -228,6 +228,33 @@ def test_camera_and_url_sources_are_live() -> None:
     assert not video.sources._URL_RE.match("file.mp4")
 
 
+def test_http_url_source(clip: Path) -> None:
+    """A video file served over HTTP: a URL source that ends normally, every frame delivered."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
+        with video.open_source(url) as src:  # a file over HTTP: finite, so file mode by default
+            assert (src.kind, src.live, src.finite, src.frame_count, src.name) == ("url", False, True, 40, url)
+        s = video.stream(FakeSegmenter(), url)
+        assert [f.index for f, _ in s] == list(range(40))
+        with video.open_source(url) as src:
+            assert [f.timestamp_ms for _, f in zip(range(2), src)] == [0.0, 40.0]
+        with video.open_source(url, live=True) as src:
+            assert src.live
+        with pytest.raises(SourceError, match="missing.avi"):
+            video.open_source(url.replace(clip.name, "missing.avi"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_real_clip_source() -> None:
     if not REAL_CLIP.exists():
         pytest.skip(f"{REAL_CLIP} not present (shared/ not laid out beside the repository)")

@@ -8,6 +8,7 @@ iterable of :class:`Frame` objects.  OpenCV's ``VideoCapture`` does all video de
 =====================================  ==================  =====================================
 ``int`` or digit string (``"0"``)      camera, live        wall clock (ms since the source opened)
 ``rtsp://``, ``http(s)://``, ...       url, live           wall clock
+URL of a video file (known length)     url                 container (``CAP_PROP_POS_MSEC``)
 path of a video file                   file                container (``CAP_PROP_POS_MSEC``)
 path of an image file                  images (1 frame)    ``index * 1000 / fps`` or wall clock
 folder of images, or a glob pattern    images (sorted)     ``index * 1000 / fps`` or wall clock
@@ -168,10 +169,11 @@ class VideoSource:
 class CaptureSource(VideoSource):
     """A video file, camera or network stream decoded by ``cv2.VideoCapture``.
 
-    Use :func:`open_source` rather than constructing it directly.  For files, a stream that
-    ends clearly short of the frame count in the container header raises
+    Use :func:`open_source` rather than constructing it directly.  For files (and URLs of
+    files, whose container reports a length: :attr:`finite`), a stream that ends clearly
+    short of the frame count in the container header raises
     :class:`~mtkseg.errors.StreamError` (truncated/corrupt file) after the last good frame;
-    for cameras and URLs, which have no natural end, a failed read raises it.
+    for cameras and streams, which have no natural end, a failed read raises it.
     """
 
     def __init__(self, target: Union[int, str], kind: str, *, live: Optional[bool] = None) -> None:
@@ -196,11 +198,13 @@ class CaptureSource(VideoSource):
             raise SourceError(f"cannot open video source {name!r}: {hint}")
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "file" else -1
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind != "camera" else -1
+        # A URL with a known length is a video file served over the network, not a stream.
+        self.finite = kind == "file" or count > 0
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         super().__init__(
             name,
-            live=(kind != "file") if live is None else live,
+            live=(not self.finite) if live is None else live,
             fps=fps if fps and np.isfinite(fps) and 0 < fps < 1000 else None,
             frame_count=count if count > 0 else None,
             size=(h, w) if h > 0 and w > 0 else None,
@@ -209,14 +213,14 @@ class CaptureSource(VideoSource):
         self._t0 = time.monotonic()
 
     def _timestamp(self) -> float:
-        if self.kind == "file":
+        if self.finite:
             return float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
         return (time.monotonic() - self._t0) * 1000.0
 
     def _end(self) -> None:
         """Called when a read fails: decide between a normal end and a failure."""
         n = self._position
-        if self.kind != "file":
+        if not self.finite:
             raise StreamError(f"{self.name}: stopped delivering frames after {n} frames (disconnected or timed out)")
         expected = self.frame_count
         if expected is not None and expected - n > max(_TRUNCATION_SLACK, expected // 100):
