@@ -122,7 +122,9 @@ def process(
             bar.set_postfix(fps=f"{stats.fps:.1f}", dropped=stats.frames_dropped, refresh=False)
             bar.close()
         if close_errors and failure is None:
-            failure = close_errors[0]
+            failure = close_errors.pop(0)
+        for exc in close_errors:  # not the one reported: do not lose them silently
+            log.error("closing a sink failed: %s: %s", type(exc).__name__, exc)
     if failure is None:
         return stats
     if not isinstance(failure, KeyboardInterrupt) and stats.error is None:
