@@ -114,6 +114,12 @@ def test_photometric_augmentations_work_on_unit_range():
     out, _ = augment_sample(img, mask, tf.constant([0, 1], tf.int64), noisy)
     diff = out.numpy() - img / 255.0
     assert 0.02 < diff[(img > 40) & (img < 215)].std() < 0.08  # noise of std ~0.05, not 0..255 clipping
+    jitter = AugmentConfig(flip_p=0, brightness_p=0, noise_p=0, color_jitter_p=1.0, color_jitter=0.3,
+                           scale_range=None, crop_size=(32, 32))
+    out, out_mask = augment_sample(img, mask, tf.constant([0, 2], tf.int64), jitter)
+    out = out.numpy()
+    assert 0.0 <= out.min() and out.max() <= 1.0 and not np.allclose(out, img / 255.0, atol=1e-3)
+    np.testing.assert_array_equal(out_mask.numpy(), mask)
 
 
 def test_train_dataset_is_deterministic_per_epoch():
@@ -292,6 +298,11 @@ def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
     train(cfg, resume=True, log=lambda s: None)
     rows2 = list(csv.DictReader((run / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows2] == [0, 1, 2] and rows2[:2] == rows
+    bogus = tmp_path / "bogus.weights.h5"
+    bogus.write_bytes(b"not hdf5")
+    with pytest.raises(TrainingError, match="init-weights"):
+        train(TrainConfig(data=str(data), out=str(tmp_path / "ft"), input_size=(32, 48), base=4, depth=3,
+                          init_weights=str(bogus), progress=False), log=lambda s: None)
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(TrainConfig(data=str(data), out=str(tmp_path / "fresh"), input_size=(32, 48)), resume=True)
 

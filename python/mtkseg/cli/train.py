@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder: images/{split}, masks/{split}, classes.json")
     p.add_argument("--out", default="runs/unet", help="run directory (checkpoints, log.csv, curves.png)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--init-weights", default=None, metavar="PATH",
+                   help="start a new run from these *.weights.h5 (fine-tuning; fresh optimizer and schedule)")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
     g = p.add_argument_group("model")
@@ -45,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--brightness-p", type=float, default=0.1)
     g.add_argument("--noise-p", type=float, default=0.1)
     g.add_argument("--noise-std", type=float, default=0.03, help="gaussian noise std on [0,1] images")
+    g.add_argument("--color-jitter-p", type=float, default=0.0,
+                   help="probability of colour jitter (contrast, saturation, brightness); off by default")
+    g.add_argument("--color-jitter", type=float, default=0.3, help="colour jitter strength j: factors U(1-j, 1+j)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--batch-size", type=int, default=8)
@@ -79,7 +84,9 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
         base=args.base, depth=args.depth, residual=args.residual, input_size=args.input_size,
         crop_size=args.crop, scale_range=args.scale, flip_p=args.flip_p, brightness_p=args.brightness_p,
-        noise_p=args.noise_p, noise_std=args.noise_std, epochs=args.epochs, batch_size=args.batch_size,
+        noise_p=args.noise_p, noise_std=args.noise_std,
+        color_jitter_p=args.color_jitter_p, color_jitter=args.color_jitter, init_weights=args.init_weights,
+        epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, schedule=args.schedule, warmup_epochs=args.warmup_epochs, l2=args.l2,
         class_weights=weights, seed=args.seed, threads=args.threads, limit_train=args.limit_train,
         limit_val=args.limit_val, val_every=args.val_every, progress=args.progress,

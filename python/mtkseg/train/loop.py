@@ -61,6 +61,9 @@ class TrainConfig:
     brightness_p: float = 0.1
     noise_p: float = 0.1
     noise_std: float = 0.03
+    color_jitter_p: float = 0.0
+    color_jitter: float = 0.3
+    init_weights: Optional[str] = None  # start a fresh run from these weights (fine-tuning)
     epochs: int = 30
     batch_size: int = 8
     lr: float = 5e-4
@@ -278,6 +281,12 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     kernels = conv_kernels(model)
 
     start_epoch, best_miou, best_epoch = 0, -1.0, -1
+    if config.init_weights and not resume:
+        try:
+            model.load_weights(config.init_weights)
+        except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
+            raise TrainingError(f"--init-weights {config.init_weights}: cannot load into this model ({exc})") from exc
+        log(f"initialised from {config.init_weights}")
     if resume:
         state = json.loads(state_path.read_text())
         model.load_weights(run_dir / "last.weights.h5")
@@ -299,6 +308,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
     aug = AugmentConfig(
         flip_p=config.flip_p, brightness_p=config.brightness_p, noise_p=config.noise_p, noise_std=config.noise_std,
+        color_jitter_p=config.color_jitter_p, color_jitter=config.color_jitter,
         scale_range=config.scale_range, crop_size=config.crop_size, ignore_index=classes.ignore_index,
     )
     base_scale = config.input_size[0] / native[0]

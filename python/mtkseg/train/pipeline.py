@@ -11,7 +11,9 @@ Per sample, in order (each step switchable in :class:`AugmentConfig`):
 2. pad to the crop size (image 0, mask ``ignore_index``) and take a random crop;
 3. horizontal flip with probability ``flip_p`` (image and mask together);
 4. scale the image to [0, 1] floats; brightness ``x U(0.9, 1.1)`` with probability
-   ``brightness_p`` and gaussian noise with probability ``noise_p``, both clipped to [0, 1].
+   ``brightness_p``; optional colour jitter (contrast, saturation, brightness, each
+   ``x U(1-j, 1+j)``) with probability ``color_jitter_p`` (off by default); gaussian noise with
+   probability ``noise_p``; all clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -36,18 +38,22 @@ class AugmentConfig:
     brightness_range: Tuple[float, float] = (0.9, 1.1)
     noise_p: float = 0.1
     noise_std: float = 0.03
+    color_jitter_p: float = 0.0
+    color_jitter: float = 0.3
     scale_range: Optional[Tuple[float, float]] = (0.75, 1.5)
     crop_size: Optional[Tuple[int, int]] = None
     ignore_index: int = 255
 
     def validate(self) -> None:
-        for name in ("flip_p", "brightness_p", "noise_p"):
+        for name in ("flip_p", "brightness_p", "noise_p", "color_jitter_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise InvalidArgumentError(f"{name}: a probability in [0, 1] is needed, got {p}")
         lo, hi = self.brightness_range
         if not 0 < lo <= hi:
             raise InvalidArgumentError(f"brightness_range: need 0 < low <= high, got {self.brightness_range}")
+        if not 0 <= self.color_jitter < 1:
+            raise InvalidArgumentError(f"color_jitter: strength in [0, 1) needed, got {self.color_jitter}")
         if self.noise_std < 0:
             raise InvalidArgumentError(f"noise_std: must be >= 0, got {self.noise_std}")
         if self.scale_range is not None and not 0 < self.scale_range[0] <= self.scale_range[1]:
@@ -133,6 +139,15 @@ def augment_sample(
         factor = _uniform(seed, 6, cfg.brightness_range[0], cfg.brightness_range[1])
         use = _uniform(seed, 5) < cfg.brightness_p
         img = tf.where(use, tf.clip_by_value(img * factor, 0.0, 1.0), img)
+    if cfg.color_jitter_p > 0 and cfg.color_jitter > 0:
+        j = cfg.color_jitter
+        use = _uniform(seed, 9) < cfg.color_jitter_p
+        mean = tf.reduce_mean(img)
+        jit = mean + (img - mean) * _uniform(seed, 10, 1 - j, 1 + j)  # contrast
+        gray = tf.reduce_sum(jit * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+        jit = gray + (jit - gray) * _uniform(seed, 11, 1 - j, 1 + j)  # saturation
+        jit = tf.clip_by_value(jit * _uniform(seed, 12, 1 - j, 1 + j), 0.0, 1.0)  # brightness
+        img = tf.where(use, jit, img)
     if cfg.noise_p > 0 and cfg.noise_std > 0:
         noise = tf.random.stateless_normal(tf.shape(img), seed=seed + tf.constant([0, 8], tf.int64))
         use = _uniform(seed, 7) < cfg.noise_p
