@@ -100,8 +100,9 @@ def handler(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise TrainingError(f"mtkseg train needs the train extra (pip install 'mtkseg[train]'): {exc}") from exc
     result = train(config_from_args(args), resume=args.resume, log=lambda s: print(s, flush=True))
-    print(f"best val mIoU {100 * result.best_miou:.2f} at epoch {result.best_epoch}; "
-          f"weights: {result.run_dir / 'best.weights.h5'}")
+    best = result.run_dir / "best.weights.h5"
+    where = f"weights: {best}" if best.is_file() else "its weights are not in this run directory (resumed copy)"
+    print(f"best val mIoU {100 * result.best_miou:.2f} at epoch {result.best_epoch}; {where}")
     return 0
 
 
