@@ -12,7 +12,8 @@ import argparse
 import json
 from typing import Dict, List
 
-from .run import add_runtime_arguments, make_segmenter, positive_int, size_hw
+from ._types import positive_int, size_hw
+from .run import add_runtime_arguments, make_segmenter
 
 HELP = "time Segmenter.run (pre / infer / post) on a synthetic or given frame"
 

@@ -14,35 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from ._types import positive_int, size_hw, unit_float
+
 HELP = "segment images: write mask/overlay PNGs, print timings and class shares"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def size_hw(text: str) -> tuple:
-    parts = text.lower().replace("x", " ").replace(",", " ").split()
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 720x1280, got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def _name_list(text: str):
@@ -86,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder for <name>_mask.png (class ids) and <name>_overlay.png (default ./mtkseg-out)")
     g.add_argument("--overlay", action="store_true", help="also write the colour overlay of each image")
     g.add_argument("--color-mask", action="store_true", help="also write the colourised mask <name>_color.png")
-    g.add_argument("--alpha", type=_unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
     g.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
     g.add_argument("--top", type=positive_int, default=5, metavar="K", help="class shares to print per image (default 5)")
     g = p.add_argument_group("segmentation")

@@ -14,39 +14,10 @@ import json
 import sys
 from typing import Any
 
+from ._types import positive_float, positive_int, unit_float
 from .run import add_runtime_arguments, make_segmenter
 
 HELP = "segment a video file, camera, RTSP/HTTP stream or image folder"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,18 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--color-masks", action="store_true", help="write colour masks instead of class ids to --masks")
     g.add_argument("--render", choices=("overlay", "colorize", "side-by-side"), default="overlay",
                    help="what the output video shows (default overlay)")
-    g.add_argument("--alpha", type=_unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
     g.add_argument("--codec", default=None, metavar="FOURCC", help="force a FourCC (default: by extension, e.g. mp4 → avc1, else mp4v)")
     g = p.add_argument_group("stream")
     g.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live mode: process only the newest frame, drop stale ones (default: on for cameras/URLs)")
-    g.add_argument("--every", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
-    g.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N processed frames")
+    g.add_argument("--every", type=positive_int, default=1, metavar="N", help="process every N-th frame")
+    g.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N processed frames")
     g.add_argument("--smoothing", choices=("none", "ema", "mode3"), default="none",
                    help="temporal smoothing: ema (class-score moving average) or mode3 (majority of 3 masks)")
     g.add_argument("--ema-momentum", type=float, default=None, metavar="M",
                    help="weight of the past for --smoothing ema, in [0, 1) (default 0.6)")
-    g.add_argument("--fps", type=_positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
+    g.add_argument("--fps", type=positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
     add_runtime_arguments(p)  # --delegate, --accelerator, --threads, --input-size: as in ``mtkseg run``
     p.add_argument("--json", action="store_true", help="print the final statistics as one JSON object")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
