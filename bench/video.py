@@ -249,7 +249,7 @@ def main(argv=None) -> int:
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {machine_line()}; load average {load0[0]:.1f} → {load1[0]:.1f} during the run "
-        "(a TensorFlow training job shares the CPUs, so absolute fps are noisy; ratios come from interleaved runs).  ",
+        "(a shared machine: absolute fps are noisy; ratios come from interleaved runs).  ",
         f"Model: `{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}` (threads: "
         f"{args.threads if args.threads is not None else 'Segmenter default'}); clip: `{args.clip.name}` "
         f"(960x540, 221 frames, 25 fps); median of {args.repeats} interleaved runs.",
