@@ -1,6 +1,8 @@
 // Colour a class mask with a palette and alpha-blend it onto a frame.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels.hpp"
@@ -49,31 +51,41 @@ void overlay(const py::array& frame, const py::array& mask, const py::array& pal
     if (alpha < 0.0 || alpha > 1.0) throw ArgumentError("alpha: expected 0..1, got " + std::to_string(alpha));
     check_image_out(out, frame.shape(0), frame.shape(1), "out");
 
-    // Fixed point with 8 fractional bits: out = (f * (256 - a) + colour * a + 128) >> 8.
+    // Fixed point with 8 fractional bits: out = (f * keep + term + 128) >> 8, where
+    // keep = 256 - a and term = colour * a for palette classes, keep = 256 and term = 0 for
+    // classes beyond the palette (pixel unchanged).  f * keep + term + 128 <= 255 * 256 + 128,
+    // so the sum fits 16 bits and the blend vectorises.
     const int a = static_cast<int>(std::lround(alpha * 256.0));
     const int ncls = static_cast<int>(palette.shape(0));
     const auto* pal = static_cast<const uint8_t*>(palette.data());
-    // Per class: premultiplied colour term (-1 marks "leave the pixel as it is").
-    std::vector<int> term(256 * 3, -1);
-    for (int c = 0; c < ncls; ++c)
-        for (int k = 0; k < 3; ++k) term[c * 3 + k] = pal[c * 3 + k] * a + 128;
+    struct Lut { uint16_t keep[256 * 3]; uint16_t term[256 * 3]; };
+    auto lut = std::make_unique<Lut>();
+    for (int c = 0; c < 256; ++c)
+        for (int k = 0; k < 3; ++k) {
+            const bool coloured = c < ncls;
+            lut->keep[c * 3 + k] = static_cast<uint16_t>(coloured ? 256 - a : 256);
+            lut->term[c * 3 + k] = static_cast<uint16_t>((coloured ? pal[c * 3 + k] * a : 0) + 128);
+        }
     const auto* f = static_cast<const uint8_t*>(frame.data());
     const auto* m = static_cast<const uint8_t*>(mask.data());
-    auto* o = static_cast<uint8_t*>(out.mutable_data());  // may equal f (in place): no __restrict
+    auto* o = static_cast<uint8_t*>(out.mutable_data());  // may equal f (in place)
     const int64_t n = mask.size();
-    const int keep = 256 - a;
     py::gil_scoped_release release;
-    const int* __restrict terms = term.data();
+    const Lut& table = *lut;
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-            const int* t = &terms[m[i] * 3];
-            const uint8_t* src = f + 3 * i;
-            uint8_t* dst = o + 3 * i;
-            if (t[0] < 0) {
-                dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
-                continue;
+        constexpr int64_t kBlock = 512;  // pixels per pass: both passes stay in L1
+        uint16_t keep[kBlock * 3], term[kBlock * 3];
+        for (int64_t i0 = b; i0 < e; i0 += kBlock) {
+            const int64_t len = std::min(kBlock, e - i0);
+            for (int64_t i = 0; i < len; ++i) {  // gather the per-class weights
+                const int c = m[i0 + i] * 3;
+                keep[3 * i] = table.keep[c], keep[3 * i + 1] = table.keep[c + 1], keep[3 * i + 2] = table.keep[c + 2];
+                term[3 * i] = table.term[c], term[3 * i + 1] = table.term[c + 1], term[3 * i + 2] = table.term[c + 2];
             }
-            for (int k = 0; k < 3; ++k) dst[k] = static_cast<uint8_t>((src[k] * keep + t[k]) >> 8);
+            const uint8_t* src = f + 3 * i0;
+            uint8_t* dst = o + 3 * i0;
+            for (int64_t j = 0; j < 3 * len; ++j)  // element-wise: safe in place
+                dst[j] = static_cast<uint8_t>(static_cast<uint16_t>(src[j] * keep[j] + term[j]) >> 8);
         }
     });
 }

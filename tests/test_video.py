@@ -280,7 +280,7 @@ def test_file_mode_keeps_order_and_every_frame(clip: Path) -> None:
         expected = np.argmin(np.abs(f.image[::4, ::4, 0, None].astype(int) - centres), axis=-1)
         assert np.array_equal(r.mask[::4, ::4], expected.astype(np.uint8))
     assert (stats.frames_read, stats.frames_processed, stats.frames_dropped) == (40, 40, 0)
-    assert seg.threads == {"mtkseg-video-infer"}
+    assert seg.threads == {"mtkseg-video-infer-0"}
     assert set(stats.latency()) >= {"read", "pre", "infer", "post", "latency"}
 
 
@@ -296,7 +296,8 @@ def test_file_mode_backpressure_bounds_memory() -> None:
         it = iter(s)
         next(it)
         time.sleep(0.3)  # the consumer stalls: the reader must stop after filling the queues
-        assert len(produced) <= 1 + 2 + 1 + 2 + 2  # consumed + out queue + in flight + in queue + reader
+        # consumed + out queue + finishing + worker→finisher slot + inferring + in queue + reader
+        assert len(produced) <= 1 + 2 + 1 + 1 + 1 + 2 + 2
         rest = [f.index for f, _ in it]
     assert rest == list(range(1, 30))
 
@@ -404,7 +405,7 @@ def test_live_mode_max_frames() -> None:
 # ---------------------------------------------------------------------------------------
 def test_break_stops_threads(clip: Path) -> None:
     for frame, _ in video.stream(FakeSegmenter(delay=0.005), clip):
-        assert len(video_threads()) == 2
+        assert len(video_threads()) == 3  # read, infer, finish
         if frame.index == 3:
             break
     assert wait_no_video_threads(0.5) == []
@@ -424,7 +425,7 @@ def test_break_from_endless_live_source_stops_threads() -> None:
 def test_close_and_context_manager_stop_threads(clip: Path) -> None:
     s = video.stream(FakeSegmenter(), clip)
     next(iter(s))
-    assert len(video_threads()) == 2
+    assert len(video_threads()) == 3  # read, infer, finish
     s.close()
     assert video_threads() == [] and s.closed
     assert list(s) == []  # a closed stream is exhausted
@@ -682,16 +683,18 @@ def int8_model() -> Path:
     return path
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize("smoothing", [None, "ema", "mode3"])
-def test_real_segmenter_pipeline_matches_sequential_runs(int8_model: Path, tmp_path: Path, smoothing) -> None:
+def test_real_segmenter_pipeline_matches_sequential_runs(int8_model: Path, tmp_path: Path, smoothing, workers) -> None:
     from mtkseg.segmenter import Segmenter
 
     clip = write_clip(tmp_path / "short.avi", 16)
-    seg = Segmenter(str(int8_model))
-    with seg.stream(clip, smoothing=smoothing, queue_size=3) as s:  # results wait in the queues while
-        got = [(f, r) for f, r in s]                                # the next frames are segmented
+    seg = Segmenter(str(int8_model), num_threads=2)
+    with seg.stream(clip, smoothing=smoothing, queue_size=3, workers=workers) as s:  # results wait in the
+        got = [(f, r) for f, r in s]                                                  # queues meanwhile
+    assert s.stats.workers.startswith(f"{workers} worker")
     assert [f.index for f, _ in got] == list(range(16))
-    reference = Segmenter(str(int8_model))
+    reference = Segmenter(str(int8_model), num_threads=1)
     smoother = video.make_smoother(smoothing)
     for frame, result in got:
         filt = smoother.score_filter if smoother is not None else None
@@ -701,6 +704,74 @@ def test_real_segmenter_pipeline_matches_sequential_runs(int8_model: Path, tmp_p
         assert result.mask.shape == (H, W)
         assert np.array_equal(result.mask, mask), f"frame {frame.index} differs from a sequential run"
     assert s.stats.frames_processed == 16 and set(s.stats.latency()) >= {"pre", "infer", "post"}
+
+
+@pytest.mark.parametrize("model", ["float32.tflite", "nchw_output.tflite", "class_index.tflite"])
+def test_workers_give_the_results_of_one_interpreter(tmp_path: Path, model: str) -> None:
+    """Several interpreters (with other thread counts) produce exactly the masks and scores of
+    one: float, NCHW and class-index outputs."""
+    from mtkseg.segmenter import Segmenter
+
+    clip = write_clip(tmp_path / "short.avi", 9)
+    seg = Segmenter(str(FIXTURE_MODELS / model), num_threads=4)
+    got = list(seg.stream(clip, workers=3))
+    with seg.stream(clip) as automatic:
+        assert automatic.stats.workers == "4 workers x 1 thread"  # min(num_threads, 4) x num_threads // 4
+    reference = Segmenter(str(FIXTURE_MODELS / model), num_threads=1)
+    for frame, result in got:
+        expected = reference.run(frame.image)
+        assert np.array_equal(result.mask, expected.mask), f"{model}: frame {frame.index} differs"
+        if expected.has_scores:
+            np.testing.assert_array_equal(result.confidence(), expected.confidence())
+
+
+def test_workers_deliver_frames_before_a_bad_frame_then_its_error(int8_model: Path) -> None:
+    from mtkseg.errors import FrameError
+    from mtkseg.segmenter import Segmenter
+
+    frames = [np.full((H, W, 3), 10 * i, np.uint8) for i in range(7)]
+    frames[5] = frames[5].astype(np.float32)  # prepare() refuses it on the reader thread
+    seen = []
+    with pytest.raises(FrameError, match="uint8"):
+        for frame, _ in video.stream(Segmenter(str(int8_model), num_threads=2), frames, workers=2):
+            seen.append(frame.index)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_worker_plan_and_its_validation(int8_model: Path) -> None:
+    from mtkseg.segmenter import Segmenter
+    from mtkseg.video.engines import MAX_AUTO_WORKERS, plan_workers
+
+    def seg(threads):
+        return Segmenter(str(int8_model), num_threads=threads)
+
+    assert plan_workers(seg(1), False, None) == (1, None)  # one interpreter, its own threads
+    assert plan_workers(seg(2), False, None) == (2, 1)
+    assert plan_workers(seg(8), False, None) == (MAX_AUTO_WORKERS, 2)
+    assert plan_workers(seg(8), True, None) == (1, None)  # live: latency first
+    assert plan_workers(seg(2), False, 1) == (1, None)
+    assert plan_workers(seg(6), False, 3) == (3, 2)
+    assert plan_workers(FakeSegmenter(), False, None) == (1, None)  # run() only
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(InvalidArgumentError, match="workers"):
+            plan_workers(seg(2), False, bad)
+    with pytest.raises(InvalidArgumentError, match="live mode"):
+        video.stream(seg(2), [np.zeros((H, W, 3), np.uint8)], live=True, workers=2)
+    with pytest.raises(InvalidArgumentError, match="only runs whole frames"):
+        video.stream(FakeSegmenter(), [np.zeros((H, W, 3), np.uint8)], workers=2)
+
+
+def test_replicas_are_reused_and_closed_with_the_segmenter(int8_model: Path, tmp_path: Path) -> None:
+    from mtkseg.segmenter import Segmenter
+
+    clip = write_clip(tmp_path / "short.avi", 4)
+    seg = Segmenter(str(int8_model), num_threads=2)
+    list(seg.stream(clip, workers=2))
+    first = seg._replicas(2, 1)
+    list(seg.stream(clip, workers=2))
+    assert seg._replicas(2, 1) == first and all(not r.closed for r in first)
+    seg.close()
+    assert all(r.closed for r in first)
 
 
 def test_real_segmenter_process_real_clip(int8_model: Path, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import time
 import traceback
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -34,12 +34,30 @@ from .runtime import ModelInfo, describe_model, open_session, read_model_file
 from .runtime.delegates import DelegateSpec
 from .runtime.info import NormalizationArg
 
-__all__ = ["Segmenter", "DEFAULT_MODEL_NAME", "default_model_path"]
+__all__ = ["Segmenter", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
 
 DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
 
 ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
 FrameLike = Union[np.ndarray, str, "os.PathLike[str]", Any]
+
+
+class PreparedFrame(NamedTuple):
+    """A frame made ready for the model by :meth:`Segmenter.prepare` (no interpreter touched)."""
+
+    tensor: np.ndarray  #: the model input, batch 1, in the model's layout, dtype and value range
+    image: np.ndarray  #: the frame as given (what ``result.overlay()`` draws on)
+    color: str  #: channel order of ``image``
+    size: Tuple[int, int]  #: ``(height, width)`` of the mask to produce
+    geometry: ops.InputGeometry  #: where the frame lies in ``tensor`` (letterbox padding)
+    pre_ms: float  #: time spent preparing
+
+
+class ModelOutput(NamedTuple):
+    """The raw model output of one frame, copied out of the interpreter by :meth:`Segmenter.infer`."""
+
+    tensor: np.ndarray
+    infer_ms: float
 
 
 def default_model_path() -> Optional[Path]:
@@ -129,8 +147,10 @@ class Segmenter:
         input_size: ``(height, width)`` for models with a resizable input.
 
     A Segmenter is **not thread-safe**: one interpreter runs one frame at a time.  Calls from
-    several threads are serialised by an internal lock (correct, but not parallel); use one
-    Segmenter per thread for parallelism.
+    several threads are serialised by an internal lock (correct, but not parallel); use
+    :meth:`replicate` for one Segmenter per thread.  :meth:`run` is :meth:`prepare` →
+    :meth:`infer` → :meth:`finish` without the copies between them; the three steps exist
+    separately so a pipeline can spread them over threads (:mod:`mtkseg.video` does).
     """
 
     def __init__(
@@ -151,6 +171,13 @@ class Segmenter:
     ):
         self._lock = threading.Lock()
         self._session = None
+        self._replica_pool: Dict[int, List["Segmenter"]] = {}
+        # What replicate() needs to open the same model again with the same options.
+        self._options: Dict[str, Any] = dict(
+            delegate=delegate, delegate_options=delegate_options, num_threads=num_threads, color=color, fit=fit,
+            upsample=upsample, normalization=normalization, labels=labels, output_size=output_size,
+            accelerator=accelerator, input_size=input_size,
+        )
         self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
         self._color = _choice(color, ("bgr", "rgb"), "color")
         self._fit = _choice(fit, ("stretch", "letterbox"), "fit")
@@ -168,6 +195,7 @@ class Segmenter:
             model = os.fspath(model)
         if not isinstance(model, (str, bytes, bytearray, memoryview)):
             raise InvalidTypeError(f"model: expected a path (str or Path), bytes or None, got {type(model).__name__}")
+        self._model_arg: Any = model if isinstance(model, str) else bytes(model)
         self._file = read_model_file(model)
         info = describe_model(self._file, labels=labels, normalization=normalization, input_size=input_size)
         self._session = open_session(
@@ -274,10 +302,7 @@ class Segmenter:
             InvalidArgumentError: ``score_filter`` on a class-index model or returning a
                 wrong shape.
         """
-        if score_filter is not None and not callable(score_filter):
-            raise InvalidTypeError(f"score_filter: expected a callable, got {type(score_filter).__name__}")
-        if score_filter is not None and self._info.output_kind == "class_index":
-            raise InvalidArgumentError("score_filter: this model outputs class indices, not scores, so there is nothing to filter")
+        self._check_score_filter(score_filter)
         with self._lock:
             session = self._require_open()
             image, color = _as_frame(frame, self._color)
@@ -286,42 +311,143 @@ class Segmenter:
             self._release_pending()
             buffer = session.input_buffer()
             try:
-                geometry = ops.preprocess(
-                    image, buffer, color=color, model_color=self._model_color, layout=self._info.input_layout,
-                    fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
-                )
+                geometry = self._preprocess(image, color, buffer)
             finally:
                 del buffer  # the backend refuses to invoke while a view of its tensors is alive
             t1 = time.perf_counter()
             session.invoke()
             t2 = time.perf_counter()
+            return self._finish_locked(session.output_buffer(), image, color, size, geometry, score_filter,
+                                       pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3, owned=session.output_owned)
+
+    # -- the three steps of run(), for pipelines -------------------------------------
+
+    def prepare(self, frame: FrameLike) -> PreparedFrame:
+        """Preprocess a frame into a new model-input array without touching the interpreter.
+
+        Safe to call from another thread while this Segmenter (or a replica) runs a model:
+        a pipeline prepares frame *k+1* while frame *k* is inferred.  Same arguments and
+        errors as :meth:`run`'s ``frame``.
+        """
+        self._require_open()
+        image, color = _as_frame(frame, self._color)
+        size = self._output_size or (int(image.shape[0]), int(image.shape[1]))
+        t0 = time.perf_counter()
+        tensor = np.empty(self._info.input_shape, dtype=np.dtype(self._info.input_dtype))
+        geometry = self._preprocess(image, color, tensor)
+        return PreparedFrame(tensor, image, color, size, geometry, (time.perf_counter() - t0) * 1e3)
+
+    def infer(self, prepared: PreparedFrame) -> ModelOutput:
+        """Run the model on a :meth:`prepare`-d frame; returns a copy of the raw output.
+
+        ``prepared`` may come from any Segmenter on the same model and options (e.g. the
+        one this was :meth:`replicate`-d from), so several replicas can infer in parallel.
+        """
+        if not isinstance(prepared, PreparedFrame):
+            raise InvalidTypeError(f"prepared: expected a PreparedFrame from Segmenter.prepare(), got {type(prepared).__name__}")
+        with self._lock:
+            session = self._require_open()
+            buffer = session.input_buffer()
             try:
-                mask, scores, layout, scale, zp = self._postprocess(session.output_buffer(), size, geometry, score_filter)
-            except BaseException as exc:
-                # The traceback's frames hold views of the output buffer: drop them so the
-                # next run() can invoke.
-                traceback.clear_frames(exc.__traceback__)
-                raise
-            t3 = time.perf_counter()
-            result = SegmentationResult(
-                mask,
-                class_names=self._info.class_names,
-                palette=self._palette,
-                timings={"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3},
-                frame=image,
-                color=color,
-                scores=scores,
-                scores_layout=layout,
-                scores_scale=scale,
-                scores_zero_point=zp,
-                output_kind=self._info.output_kind,
-                geometry=geometry,
-            )
-            if scores is not None and (score_filter is not None or not session.output_owned):
-                # scores still live in the runtime's buffer (or the filter's state): copied
-                # into the result only if it is alive when they are about to change.
-                self._pending.add(result)
-            return result
+                if buffer.shape != prepared.tensor.shape or buffer.dtype != prepared.tensor.dtype:
+                    raise InvalidArgumentError(
+                        f"prepared: tensor {prepared.tensor.dtype}{list(prepared.tensor.shape)} does not fit this model's "
+                        f"input {buffer.dtype}{list(buffer.shape)}; prepare frames with a Segmenter on the same model"
+                    )
+                np.copyto(buffer, prepared.tensor)
+            finally:
+                del buffer
+            self._release_pending()
+            t0 = time.perf_counter()
+            session.invoke()
+            t1 = time.perf_counter()
+            out = session.output_buffer()
+            try:
+                return ModelOutput(np.array(out, copy=True), (t1 - t0) * 1e3)
+            finally:
+                del out
+
+    def finish(self, prepared: PreparedFrame, output: ModelOutput, *,
+               score_filter: Optional[ScoreFilter] = None) -> SegmentationResult:
+        """Turn an :meth:`infer` output into the :class:`SegmentationResult` of ``prepared``.
+
+        Does not touch the interpreter.  With a stateful ``score_filter`` (smoothing), call it
+        in frame order.
+        """
+        if not isinstance(prepared, PreparedFrame):
+            raise InvalidTypeError(f"prepared: expected a PreparedFrame from Segmenter.prepare(), got {type(prepared).__name__}")
+        if not isinstance(output, ModelOutput):
+            raise InvalidTypeError(f"output: expected a ModelOutput from Segmenter.infer(), got {type(output).__name__}")
+        self._check_score_filter(score_filter)
+        with self._lock:
+            self._require_open()
+            if score_filter is not None:
+                self._release_pending()  # the filter's state is about to change
+            return self._finish_locked(output.tensor, prepared.image, prepared.color, prepared.size, prepared.geometry,
+                                       score_filter, pre_ms=prepared.pre_ms, infer_ms=output.infer_ms, owned=True)
+
+    def replicate(self, *, num_threads: Optional[int] = None) -> "Segmenter":
+        """A new Segmenter on the same model with the same options and its own interpreter
+        (``num_threads`` as given, default this one's).  Replicas run in parallel; close them
+        when done."""
+        options = dict(self._options, num_threads=self._require_open().num_threads if num_threads is None else num_threads)
+        return Segmenter(self._model_arg, **options)
+
+    def _replicas(self, count: int, num_threads: int) -> List["Segmenter"]:
+        """``count`` replicas with ``num_threads`` threads each, kept for reuse by later
+        pipelines and closed with this Segmenter."""
+        with self._lock:
+            self._require_open()
+            pool = self._replica_pool.setdefault(num_threads, [])
+        while len(pool) < count:  # opened outside the lock: it takes tens of milliseconds
+            pool.append(self.replicate(num_threads=num_threads))
+        return pool[:count]
+
+    # -- internals -------------------------------------------------------------------
+
+    def _check_score_filter(self, score_filter: Optional[ScoreFilter]) -> None:
+        if score_filter is not None and not callable(score_filter):
+            raise InvalidTypeError(f"score_filter: expected a callable, got {type(score_filter).__name__}")
+        if score_filter is not None and self._info.output_kind == "class_index":
+            raise InvalidArgumentError("score_filter: this model outputs class indices, not scores, so there is nothing to filter")
+
+    def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray) -> ops.InputGeometry:
+        return ops.preprocess(
+            image, dst, color=color, model_color=self._model_color, layout=self._info.input_layout,
+            fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
+        )
+
+    def _finish_locked(self, out: np.ndarray, image: np.ndarray, color: str, size: Tuple[int, int],
+                       geometry: ops.InputGeometry, score_filter: Optional[ScoreFilter], *,
+                       pre_ms: float, infer_ms: float, owned: bool) -> SegmentationResult:
+        t0 = time.perf_counter()
+        try:
+            mask, scores, layout, scale, zp = self._postprocess(out, size, geometry, score_filter)
+        except BaseException as exc:
+            # The traceback's frames hold views of the output buffer: drop them so the
+            # next run() can invoke.
+            traceback.clear_frames(exc.__traceback__)
+            raise
+        t1 = time.perf_counter()
+        result = SegmentationResult(
+            mask,
+            class_names=self._info.class_names,
+            palette=self._palette,
+            timings={"pre": pre_ms, "infer": infer_ms, "post": (t1 - t0) * 1e3},
+            frame=image,
+            color=color,
+            scores=scores,
+            scores_layout=layout,
+            scores_scale=scale,
+            scores_zero_point=zp,
+            output_kind=self._info.output_kind,
+            geometry=geometry,
+        )
+        if scores is not None and (score_filter is not None or not owned):
+            # scores still live in the runtime's buffer (or the filter's state): copied
+            # into the result only if it is alive when they are about to change.
+            self._pending.add(result)
+        return result
 
     def _filtered(self, view: np.ndarray, score_filter: ScoreFilter) -> Tuple[np.ndarray, float, int]:
         filtered = score_filter(view, self._scale, self._zp)
@@ -390,6 +516,10 @@ class Segmenter:
                 self._release_pending()
                 self._session.close()
                 self._session = None
+            pools, self._replica_pool = self._replica_pool, {}
+        for pool in pools.values():
+            for replica in pool:
+                replica.close()
 
     def __enter__(self) -> "Segmenter":
         return self

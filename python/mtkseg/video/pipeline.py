@@ -1,19 +1,34 @@
 """The overlapped stream pipeline: decode, segment and consume in parallel, results in order.
 
-Two worker threads feed the consumer (the thread iterating the stream)::
+Stages run in their own threads, joined by small bounded queues::
 
-    source --(read thread)--> input queue --(infer thread)--> output queue --> consumer
+    source --(read + prepare)--> worker 1..N (infer) --(finish, in order)--> consumer
+
+* **read** decodes the next frame and, in file mode, preprocesses it into a model-input
+  array (:meth:`Segmenter.prepare`), so the inference workers only copy it in and invoke.
+* **workers** each own an interpreter (:meth:`Segmenter.replicate`) and take frames round
+  robin; with several of them, consecutive frames are inferred at the same time.
+* **finish** turns raw outputs into results in source order (argmax/resize, temporal
+  smoothing, flicker statistics), then hands them to the thread iterating the stream.
 
 * **File mode** (default for files, folders, iterables): bounded queues of ``queue_size``
   frames give back-pressure; every frame is processed, in order, none dropped.
-* **Live mode** (default for cameras and URLs): the input is a one-frame slot; a frame that
-  arrives while the previous one still waits for inference replaces it and is counted as
-  dropped (MediaPipe ``LIVE_STREAM`` semantics), so results stay one frame behind the source.
-  A *file* opened in live mode is paced at its own frame rate (``realtime``), simulating a
-  camera.
+* **Live mode** (default for cameras and URLs): one worker; the input is a one-frame slot;
+  a frame that arrives while the previous one still waits for inference replaces it and is
+  counted as dropped (MediaPipe ``LIVE_STREAM`` semantics), so results stay one frame behind
+  the source.  A *file* opened in live mode is paced at its own frame rate (``realtime``),
+  simulating a camera.
+
+How many workers (``workers=None``): one in live mode, for a segmenter on a GPU/NPU delegate
+and for segmenter-like objects that only have ``run()``; otherwise, in file mode on the CPU,
+``min(num_threads, 4)`` workers sharing the Segmenter's ``num_threads`` interpreter threads.
+An interpreter with one thread uses a core better than one with several (no barriers between
+threads), so on a 2-core machine two 1-thread workers out-run one 2-thread interpreter (see
+bench/RESULTS.md).  Each frame then takes longer (higher latency), which file mode does not
+mind.
 
 Decoding (OpenCV), inference (LiteRT) and the native ops release the GIL, so the stages
-really overlap.  The Segmenter is only ever called from the infer thread.
+really overlap.  A Segmenter is only ever invoked by one worker thread at a time.
 
 Threads never outlive the stream: closing it (``close()``, leaving a ``with`` block, breaking
 out of a ``for`` loop over a temporary stream, garbage collection) stops and joins them.
@@ -26,11 +41,12 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError, MtksegError, StreamError
+from .engines import make_engine
 from .smoothing import TemporalSmoother, flicker, make_smoother
 from .sources import NETWORK_TIMEOUT_MS, Frame, SourceLike, VideoSource, open_source
 from .stats import StreamStats
@@ -87,13 +103,6 @@ class _LatestSlot:
             raise queue.Empty
 
 
-def _check_segmenter(segmenter: Any) -> None:
-    if not callable(getattr(segmenter, "run", None)):
-        raise InvalidTypeError(
-            f"segmenter: expected a mtkseg.Segmenter (an object with .run(frame)), got {type(segmenter).__name__}"
-        )
-
-
 def _positive_int(value: Any, name: str, allow_none: bool = False) -> Optional[int]:
     if value is None and allow_none:
         return None
@@ -128,8 +137,8 @@ class VideoStream:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         realtime: Optional[bool] = None,
         fps: Optional[float] = None,
+        workers: Optional[int] = None,
     ) -> None:
-        _check_segmenter(segmenter)
         self._every = _positive_int(every, "every")
         self._max_frames = _positive_int(max_frames, "max_frames", allow_none=True)
         self._queue_size = _positive_int(queue_size, "queue_size")
@@ -146,11 +155,22 @@ class VideoStream:
         if self.realtime and self.source.fps is None:
             self.source.close()
             raise InvalidArgumentError(f"realtime: {self.source.name} has no frame rate to pace by; pass fps=")
+        try:
+            score_filter = self._smoother.score_filter if self._smoother is not None else None
+            self._engine = make_engine(segmenter, self.live, workers, score_filter)
+        except BaseException:
+            self.source.close()
+            raise
         self.stats = StreamStats(self.source.name, self.live)
+        self.stats.workers = repr(self._engine)
 
         self._abort = threading.Event()  # stop everything now (close)
         self._stop_reading = threading.Event()  # stop taking new frames, finish those in flight
-        self._in: Union[queue.Queue, _LatestSlot] = _LatestSlot() if self.live else queue.Queue(self._queue_size)
+        n = self._engine.workers
+        per_worker = max(1, -(-self._queue_size // n))
+        self._in: List[Union[queue.Queue, _LatestSlot]] = (
+            [_LatestSlot()] if self.live else [queue.Queue(per_worker) for _ in range(n)])
+        self._mid: List[queue.Queue] = [queue.Queue(1) for _ in range(n)]
         self._out: queue.Queue = queue.Queue(1 if self.live else self._queue_size)
         self._reader_error: Optional[BaseException] = None
         self._threads: Tuple[threading.Thread, ...] = ()
@@ -225,7 +245,8 @@ class VideoStream:
 
     def __repr__(self) -> str:
         mode = "live" if self.live else "file"
-        return f"VideoStream({self.source.name!r}, {mode} mode, every={self._every}, smoothing={self._smoother!r})"
+        return (f"VideoStream({self.source.name!r}, {mode} mode, {self._engine!r}, every={self._every}, "
+                f"smoothing={self._smoother!r})")
 
     # -- internals ----------------------------------------------------------------------
     def _start(self) -> None:
@@ -234,12 +255,13 @@ class VideoStream:
         # The threads get the pieces they need, never ``self``: a stream nobody references
         # any more is collected, and its finaliser stops them.
         state = _State(self)
-        reader = threading.Thread(target=_read_loop, args=(state,), name="mtkseg-video-read", daemon=True)
-        worker = threading.Thread(target=_infer_loop, args=(state,), name="mtkseg-video-infer", daemon=True)
-        self._state = state
-        self._threads = (reader, worker)
-        reader.start()
-        worker.start()
+        threads = [threading.Thread(target=_read_loop, args=(state,), name="mtkseg-video-read", daemon=True)]
+        threads += [threading.Thread(target=_infer_loop, args=(state, i), name=f"mtkseg-video-infer-{i}", daemon=True)
+                    for i in range(self._engine.workers)]
+        threads.append(threading.Thread(target=_finish_loop, args=(state,), name="mtkseg-video-finish", daemon=True))
+        self._threads = tuple(threads)
+        for thread in threads:
+            thread.start()
 
     def _get_result(self) -> Any:
         while True:
@@ -267,6 +289,7 @@ class VideoStream:
                     log.warning("%s: thread %s did not stop within %.0f s", self.source.name, thread.name, timeout)
         if not self._started:
             self.source.close()
+        self._engine.close()
         self.stats.frames_skipped = self.source.skipped
         self.stats.finish()
 
@@ -275,7 +298,7 @@ class _State:
     """What the worker threads share (deliberately not the VideoStream itself)."""
 
     def __init__(self, s: VideoStream) -> None:
-        self.segmenter = s.segmenter
+        self.engine = s._engine
         self.source = s.source
         self.smoother = s._smoother
         self.stats = s.stats
@@ -283,7 +306,8 @@ class _State:
         self.realtime = s.realtime
         self.every = s._every
         self.max_frames = s._max_frames
-        self.inq = s._in
+        self.inqs = s._in
+        self.midqs = s._mid
         self.outq = s._out
         self.abort = s._abort
         self.stop_reading = s._stop_reading
@@ -314,7 +338,9 @@ def _put(q: queue.Queue, item: Any, abort: threading.Event) -> bool:
 
 
 def _read_loop(st: _State) -> None:
-    source, stats = st.source, st.stats
+    """Decode frames; in file mode also prepare them and deal them round robin to the workers."""
+    source, stats, engine = st.source, st.stats, st.engine
+    workers = len(st.inqs)
     submitted = 0
     t_origin: Optional[float] = None
     try:
@@ -334,13 +360,21 @@ def _read_loop(st: _State) -> None:
                 delay = t_origin + frame.timestamp_ms / 1000.0 - time.perf_counter()
                 if delay > 0 and st.abort.wait(delay):
                     break
-            item = (frame, time.perf_counter())
-            if st.live:
-                stats.frames_dropped += st.inq.put(item)
-            elif not _put(st.inq, item, st.abort):
+            if st.live:  # prepared by the worker: only for the frames it does not drop
+                stats.frames_dropped += st.inqs[0].put((frame, frame.image, time.perf_counter()))
+                continue
+            t_decoded = time.perf_counter()
+            failed = False
+            try:
+                payload: Any = engine.prepare(frame.image)
+                if not engine.whole_frames:
+                    stats.record("pre", (time.perf_counter() - t_decoded) * 1000.0)
+            except Exception as exc:  # a bad frame: reported in its place, after the frames before it
+                payload, failed = _Failure(exc), True
+            if not _put(st.inqs[submitted % workers], (frame, payload, t_decoded), st.abort):
                 break
             submitted += 1
-            if not st.live and st.max_frames is not None and submitted >= st.max_frames:
+            if failed or (st.max_frames is not None and submitted >= st.max_frames):
                 break
     except BaseException as exc:  # reported to the consumer after the frames before it
         st.set_reader_error(exc)
@@ -348,32 +382,79 @@ def _read_loop(st: _State) -> None:
         stats.frames_skipped = source.skipped
         source.close()  # closed by the thread that reads it: no concurrent access to the capture
         if st.live:
-            st.inq.close()
+            st.inqs[0].close()
         else:
-            _put(st.inq, _END, st.abort)
+            for q in st.inqs:
+                if not _put(q, _END, st.abort):
+                    break
 
 
-def _infer_loop(st: _State) -> None:
-    seg, stats, smoother = st.segmenter, st.stats, st.smoother
-    score_filter = smoother.score_filter if smoother is not None else None
+def _infer_loop(st: _State, worker: int) -> None:
+    """Worker ``worker``: infer the frames dealt to it, in the order it got them."""
+    engine, stats = st.engine, st.stats
+    inq, midq = st.inqs[worker], st.midqs[worker]
+    try:
+        while not st.abort.is_set():
+            try:
+                item = inq.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            frame, payload, t_decoded = item
+            if not isinstance(payload, _Failure):
+                try:
+                    if st.live:
+                        t0 = time.perf_counter()
+                        payload = engine.prepare(payload)
+                        if not engine.whole_frames:
+                            stats.record("pre", (time.perf_counter() - t0) * 1000.0)
+                    t0 = time.perf_counter()
+                    payload = engine.infer(worker, payload)
+                    if not engine.whole_frames:
+                        stats.record("infer", (time.perf_counter() - t0) * 1000.0)
+                except Exception as exc:
+                    payload = _Failure(exc)
+            if not _put(midq, (frame, payload, t_decoded), st.abort):
+                return
+            if isinstance(payload, _Failure):
+                st.stop_reading.set()
+                return  # the finisher stops at this frame
+    finally:
+        if not st.abort.is_set():
+            _put(midq, _END, st.abort)
+
+
+def _finish_loop(st: _State) -> None:
+    """Collect the workers' outputs in frame order, finish them, hand them to the consumer."""
+    engine, stats, smoother = st.engine, st.stats, st.smoother
     mask_step = smoother is not None and type(smoother).smooth_mask is not TemporalSmoother.smooth_mask
     previous: Optional[np.ndarray] = None
     processed = 0
     try:
         while not st.abort.is_set():
+            midq = st.midqs[processed % len(st.midqs)]
             try:
-                item = st.inq.get(timeout=_POLL_S)
+                item = midq.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
             if item is _END:
                 break
-            frame, t_decoded = item
+            frame, payload, t_decoded = item
+            if isinstance(payload, _Failure):
+                st.stop_reading.set()
+                _put(st.outq, payload, st.abort)
+                return
             try:
-                result = seg.run(frame.image) if score_filter is None else seg.run(frame.image, score_filter=score_filter)
-                timings = getattr(result, "timings", None) or {}
-                for stage in ("pre", "infer", "post"):
-                    if stage in timings:
-                        stats.record(stage, timings[stage])
+                t0 = time.perf_counter()
+                result = engine.finish(payload)
+                if engine.whole_frames:
+                    timings = getattr(result, "timings", None) or {}
+                    for stage in ("pre", "infer", "post"):
+                        if stage in timings:
+                            stats.record(stage, timings[stage])
+                else:
+                    stats.record("post", (time.perf_counter() - t0) * 1000.0)
                 mask = result.mask
                 if mask_step:
                     t0 = time.perf_counter()
@@ -395,10 +476,10 @@ def _infer_loop(st: _State) -> None:
                 st.stop_reading.set()
                 break
     finally:
-        # Unblock a reader waiting on a full input queue, then mark the end.
         if not st.abort.is_set():
             st.stop_reading.set()
-            _drain(st.inq)
+            for q in (*st.inqs, *st.midqs):  # unblock a reader or worker waiting on a full queue
+                _drain(q)
             _put(st.outq, _END, st.abort)
 
 
@@ -424,6 +505,7 @@ def stream(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     realtime: Optional[bool] = None,
     fps: Optional[float] = None,
+    workers: Optional[int] = None,
 ) -> VideoStream:
     """Segment a video stream: an iterator of ``(Frame, SegmentationResult)`` in source order.
 
@@ -443,6 +525,9 @@ def stream(
         realtime: pace reading at the source frame rate; default True for a video file (or
             an image folder with ``fps``) read in live mode, to simulate a camera; False otherwise.
         fps: frame rate of sources that have none (folders, iterables).
+        workers: interpreters inferring consecutive frames at the same time (file mode, a
+            :class:`mtkseg.Segmenter` only); None picks them (see the module docs): on the
+            CPU, ``min(num_threads, 4)`` replicas sharing the Segmenter's threads.
 
     Returns:
         A :class:`VideoStream`; its ``stats`` attribute is a live :class:`StreamStats`.
@@ -450,5 +535,5 @@ def stream(
     """
     return VideoStream(
         segmenter, source, live=live, smoothing=smoothing, ema_momentum=ema_momentum, every=every,
-        max_frames=max_frames, queue_size=queue_size, realtime=realtime, fps=fps,
+        max_frames=max_frames, queue_size=queue_size, realtime=realtime, fps=fps, workers=workers,
     )

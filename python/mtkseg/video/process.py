@@ -53,7 +53,8 @@ def process(
             every frame processed before the failure is written and the sinks are finalised
             first; the exception carries the statistics as ``exc.stats``.
         **stream_kw: options of :func:`~mtkseg.video.stream` (``live``, ``smoothing``,
-            ``ema_momentum``, ``every``, ``max_frames``, ``queue_size``, ``realtime``, ``fps``).
+            ``ema_momentum``, ``every``, ``max_frames``, ``queue_size``, ``realtime``, ``fps``,
+            ``workers``).
 
     Ctrl-C (KeyboardInterrupt) stops reading, writes the frames already in flight, finalises
     the sinks and re-raises KeyboardInterrupt (with ``.stats``); a second Ctrl-C abandons the

@@ -27,6 +27,8 @@ class StreamStats:
     Attributes:
         source: name of the source.
         live: whether the stream ran in live mode.
+        workers: how frames were inferred, e.g. ``"2 workers x 1 thread"`` (interpreters x
+            threads each; ``"1 worker (run)"`` for a segmenter that only has ``run()``).
         frames_read: frames decoded from the source.
         frames_skipped: frames passed over because of ``every=N``.
         frames_dropped: frames decoded but discarded because a newer one arrived before
@@ -42,6 +44,7 @@ class StreamStats:
     def __init__(self, source: str = "", live: bool = False) -> None:
         self.source = source
         self.live = live
+        self.workers = ""
         self.frames_read = 0
         self.frames_skipped = 0
         self.frames_dropped = 0
@@ -126,6 +129,7 @@ class StreamStats:
         return {
             "source": self.source,
             "live": self.live,
+            "workers": self.workers,
             "frames_read": self.frames_read,
             "frames_skipped": self.frames_skipped,
             "frames_dropped": self.frames_dropped,
@@ -142,7 +146,8 @@ class StreamStats:
         """A few human-readable lines: counts, fps, flicker and a latency table."""
         lines = [
             f"{self.source}: {self.frames_processed} frames processed in {self.elapsed_s:.2f} s "
-            f"({self.fps:.1f} fps, {'live' if self.live else 'file'} mode); read {self.frames_read}, "
+            f"({self.fps:.1f} fps, {'live' if self.live else 'file'} mode"
+            f"{', ' + self.workers if self.workers else ''}); read {self.frames_read}, "
             f"skipped {self.frames_skipped}, dropped {self.frames_dropped}"
         ]
         if self.flicker is not None:

@@ -1,0 +1,137 @@
+"""How a stream's frames get segmented: the three steps a pipeline spreads over its threads.
+
+* :class:`StagedEngine` — a :class:`mtkseg.Segmenter`: ``prepare`` (reader thread),
+  ``infer`` (one interpreter per worker: the Segmenter itself, or replicas of it),
+  ``finish`` (in frame order).
+* :class:`RunEngine` — any object with ``run(frame[, score_filter=])``: one worker runs whole
+  frames; ``prepare`` and ``finish`` pass them through.
+
+:func:`plan_workers` picks the number of workers and interpreter threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["RunEngine", "StagedEngine", "make_engine", "plan_workers", "MAX_AUTO_WORKERS"]
+
+#: Upper bound of the automatic worker count: more interpreters add memory and latency
+#: for little throughput on small models.
+MAX_AUTO_WORKERS = 4
+
+ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
+
+
+def _is_staged(segmenter: Any) -> bool:
+    return all(callable(getattr(segmenter, name, None)) for name in ("prepare", "infer", "finish", "replicate"))
+
+
+def plan_workers(segmenter: Any, live: bool, workers: Optional[int]) -> Tuple[int, Optional[int]]:
+    """``(workers, interpreter threads per worker)`` for a stream (threads None: the
+    segmenter's own setting, used by the segmenter itself as the only worker).
+
+    Raises:
+        InvalidArgumentError: ``workers > 1`` in live mode or with a segmenter that cannot
+            be replicated.
+    """
+    staged = _is_staged(segmenter)
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise InvalidArgumentError(f"workers: expected an integer >= 1 or None (automatic), got {workers!r}")
+        workers = int(workers)
+        if workers > 1 and live:
+            raise InvalidArgumentError(
+                "workers: live mode runs one frame at a time to keep latency low; use workers=1 (or None), "
+                "or live=False to process every frame with several workers"
+            )
+        if workers > 1 and not staged:
+            raise InvalidArgumentError(
+                f"workers: {workers} workers need a mtkseg.Segmenter (prepare/infer/finish/replicate); "
+                f"{type(segmenter).__name__} only runs whole frames"
+            )
+    threads = int(getattr(segmenter, "num_threads", 1) or 1) if staged else 1
+    if workers is None:
+        on_cpu = staged and str(getattr(segmenter, "delegate", "")) == "cpu"
+        workers = min(threads, MAX_AUTO_WORKERS) if on_cpu and not live else 1
+    if workers == 1:
+        return 1, None
+    return workers, max(1, threads // workers)
+
+
+class RunEngine:
+    """Whole frames through ``segmenter.run`` on one worker."""
+
+    workers = 1
+    whole_frames = True  # stage timings come from the results, not from the pipeline's stages
+
+    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter]) -> None:
+        self._segmenter = segmenter
+        self._score_filter = score_filter
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def infer(self, worker: int, prepared: np.ndarray) -> Any:
+        if self._score_filter is None:
+            return self._segmenter.run(prepared)
+        return self._segmenter.run(prepared, score_filter=self._score_filter)
+
+    def finish(self, inferred: Any) -> Any:
+        return inferred
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "1 worker (run)"
+
+
+class StagedEngine:
+    """``prepare`` → ``infer`` on one of ``workers`` interpreters → ``finish`` in order."""
+
+    whole_frames = False
+
+    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter], workers: int,
+                 threads_per_worker: Optional[int]) -> None:
+        self._segmenter = segmenter
+        self._score_filter = score_filter
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker if threads_per_worker is not None else segmenter.num_threads
+        if threads_per_worker is None:
+            self._runners: List[Any] = [segmenter]
+        else:
+            self._runners = list(segmenter._replicas(workers, threads_per_worker))
+
+    def prepare(self, image: np.ndarray) -> Any:
+        return self._segmenter.prepare(image)
+
+    def infer(self, worker: int, prepared: Any) -> Tuple[Any, Any]:
+        return prepared, self._runners[worker].infer(prepared)
+
+    def finish(self, inferred: Tuple[Any, Any]) -> Any:
+        prepared, output = inferred
+        return self._segmenter.finish(prepared, output, score_filter=self._score_filter)
+
+    def close(self) -> None:
+        self._runners = []  # replicas stay with the Segmenter for the next stream
+
+    def __repr__(self) -> str:
+        return f"{self.workers} worker{'s' if self.workers > 1 else ''} x {self.threads_per_worker} thread" + (
+            "s" if self.threads_per_worker > 1 else "")
+
+
+def make_engine(segmenter: Any, live: bool, workers: Optional[int],
+                score_filter: Optional[ScoreFilter]) -> Any:
+    """The engine for ``segmenter`` (see :func:`plan_workers` for ``workers``)."""
+    if not callable(getattr(segmenter, "run", None)):
+        raise InvalidTypeError(
+            f"segmenter: expected a mtkseg.Segmenter (an object with .run(frame)), got {type(segmenter).__name__}"
+        )
+    count, threads = plan_workers(segmenter, live, workers)
+    if not _is_staged(segmenter):
+        return RunEngine(segmenter, score_filter)
+    return StagedEngine(segmenter, score_filter, count, threads)
