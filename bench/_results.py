@@ -9,10 +9,21 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def machine_line() -> str:
     import os
 
-    return f"{platform.machine()}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+    return f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
 def write_section(name: str, markdown: str) -> None:

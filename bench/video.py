@@ -166,6 +166,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="Segmenter num_threads (default: the Segmenter's)")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument("--section", default="video", help="RESULTS.md section to write (default: video)")
+    p.add_argument("--title", default="", help="text added to the section's heading, e.g. the machine")
     args = p.parse_args(argv)
     model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL.exists() else FIXTURE_MODEL)
     if not args.clip.exists():
@@ -298,7 +300,7 @@ def main(argv=None) -> int:
            "not more overlap." if busy >= 0.93 else ".")
     )
     md = "\n".join([
-        "## Video pipeline (`bench/video.py`)",
+        "## Video pipeline (`bench/video.py`)" + (f" — {args.title}" if args.title else ""),
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {machine_line()}; load average {load0[0]:.1f} → {load1[0]:.1f} during the run "
@@ -314,7 +316,7 @@ def main(argv=None) -> int:
     ])
     print(md)
     if not args.no_write:
-        write_section("video", md)
+        write_section(args.section, md)
     return 0
 
 

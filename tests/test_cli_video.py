@@ -130,6 +130,7 @@ def test_cli_interrupt_returns_130(clip: Path, tmp_path: Path, monkeypatch, caps
         ["m", "src", "--alpha", "1.5"],
         ["m", "src", "--max-frames", "-1"],
         ["m", "src", "--fps", "0"],
+        ["m", "src", "--workers", "0"],
     ],
 )
 def test_cli_rejects_bad_options(argv: list) -> None:
@@ -221,3 +222,23 @@ def test_cli_json_stats(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
     assert (stats["frames_processed"], stats["frames_skipped"], stats["frames_dropped"], stats["error"]) == (10, 20, 0, None)
     assert set(stats["latency_ms"]["infer"]) == {"p50", "p90", "p99"}
     assert "wrote" in stderr
+
+
+def test_cli_workers_with_the_real_model(clip: Path, tmp_path: Path, capsys) -> None:
+    """``--workers 2``: two interpreters, the same masks as one; refused in live mode."""
+    import json
+
+    from test_video import FIXTURE_MODELS
+
+    model = str(FIXTURE_MODELS / "int8_io.tflite")
+    masks = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"masks{workers}"
+        assert run([model, str(clip), "--masks", str(out), "--workers", workers, "--threads", "2", "--json",
+                    "--no-progress"]) == 0
+        stats = json.loads(capsys.readouterr().out)
+        assert stats["workers"].startswith(f"{workers} worker") and stats["frames_processed"] == 30
+        masks[workers] = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(out.glob("*.png"))]
+    assert len(masks["2"]) == 30 and all(np.array_equal(a, b) for a, b in zip(masks["1"], masks["2"]))
+    with pytest.raises(InvalidArgumentError, match="live mode"):
+        run([model, str(clip), "--workers", "2", "--live"])

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema-momentum", type=float, default=None, metavar="M",
                    help="weight of the past for --smoothing ema, in [0, 1) (default 0.6)")
     g.add_argument("--fps", type=positive_float, default=None, help="frame rate of image folders/globs (for timestamps and -o)")
+    g.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="interpreters inferring consecutive frames at once (file mode; default: automatic, "
+                        "min(threads, 4) on the CPU, 1 in live mode); they share --threads")
     add_runtime_arguments(p)  # --delegate, --accelerator, --threads, --input-size: as in ``mtkseg run``
     p.add_argument("--json", action="store_true", help="print the final statistics as one JSON object")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -75,7 +78,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         stats = process(
             source, segmenter, sinks, progress=args.progress and not live, on_error="raise",
-            live=args.live, every=args.every, max_frames=args.max_frames,
+            live=args.live, every=args.every, max_frames=args.max_frames, workers=args.workers,
             smoothing=None if args.smoothing == "none" else args.smoothing, ema_momentum=args.ema_momentum,
         )
     except KeyboardInterrupt as exc:
