@@ -343,6 +343,80 @@ def test_score_filter_state_is_snapshotted(frames):
     np.testing.assert_array_equal(r1.confidence(1), c1)
 
 
+# ----------------------------------------------------------------------------- prepare / infer / finish
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("fit", ["stretch", "letterbox"])
+def test_prepare_infer_finish_equal_run(name, fit, frames):
+    """The three steps (what the video pipeline spreads over threads) give exactly run()'s
+    result, the prepared tensor is the one run() feeds, and a replica infers the same."""
+    seg = mtkseg.Segmenter(model_path(name), delegate="cpu", fit=fit, num_threads=2)
+    replica = seg.replicate(num_threads=1)
+    assert replica.num_threads == 1 and replica.info.class_names == seg.info.class_names
+    for frame in frames:
+        expected = seg.run(frame)
+        prepared = seg.prepare(frame)
+        assert prepared.tensor.shape == seg.info.input_shape and prepared.size == frame.shape[:2]
+        model_input = ops.preprocess(frame, np.empty_like(prepared.tensor), layout=seg.info.input_layout,
+                                     model_color=seg._model_color, fit=fit, mean=seg.info.mean, std=seg.info.std,
+                                     **seg._in_q)
+        assert model_input == prepared.geometry
+        for runner in (seg, replica):
+            output = runner.infer(prepared)
+            assert output.tensor.shape == seg.info.output_shape and output.infer_ms > 0
+            result = seg.finish(prepared, output)
+            np.testing.assert_array_equal(result.mask, expected.mask)
+            if expected.has_scores:
+                np.testing.assert_array_equal(result.confidence(), expected.confidence())
+            assert set(result.timings) == {"pre", "infer", "post"}
+    replica.close()
+
+
+def test_infer_output_is_a_copy_and_finish_keeps_filter_state_apart(frames):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    p0, p1 = seg.prepare(frames[0]), seg.prepare(frames[2])
+    o0 = seg.infer(p0)
+    kept = o0.tensor.copy()
+    seg.infer(p1)  # the interpreter's buffer changes; o0 must not
+    np.testing.assert_array_equal(o0.tensor, kept)
+    state = {}
+
+    def ema(scores, scale, zp):
+        state["s"] = scores.astype(np.float32) if "s" not in state else 0.5 * state["s"] + 0.5 * scores
+        return state.setdefault("s", state["s"])
+
+    r0 = seg.finish(p0, o0, score_filter=ema)
+    c0 = r0.confidence(1)
+    seg.finish(p1, seg.infer(p1), score_filter=ema)
+    np.testing.assert_array_equal(r0.confidence(1), c0)
+
+
+def test_prepare_infer_finish_validate(frames):
+    seg = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu")
+    other = mtkseg.Segmenter(model_path("portrait"), delegate="cpu")
+    prepared = seg.prepare(frames[0])
+    with pytest.raises(InvalidArgumentError, match="does not fit this model"):
+        other.infer(prepared)
+    with pytest.raises(InvalidTypeError, match="PreparedFrame"):
+        seg.infer(frames[0])
+    with pytest.raises(InvalidTypeError, match="ModelOutput"):
+        seg.finish(prepared, prepared.tensor)
+    with pytest.raises(InvalidTypeError, match="PreparedFrame"):
+        seg.finish(None, seg.infer(prepared))
+    with pytest.raises(FrameError):
+        seg.prepare(frames[0].astype(np.float32))
+    with pytest.raises(InvalidArgumentError, match="class indices"):
+        cls = mtkseg.Segmenter(model_path("class_index"), delegate="cpu")
+        p = cls.prepare(frames[0])
+        cls.finish(p, cls.infer(p), score_filter=lambda s, a, b: s)
+    with pytest.raises(InvalidArgumentError, match="num_threads"):
+        seg.replicate(num_threads=0)
+    seg.close()
+    for call in (lambda: seg.prepare(frames[0]), lambda: seg.infer(prepared), lambda: seg.replicate()):
+        with pytest.raises(ModelError, match="closed"):
+            call()
+
+
 # ----------------------------------------------------------------------------- lifecycle
 
 def test_threads_serialise_instead_of_corrupting(frames):
