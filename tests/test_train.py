@@ -321,6 +321,21 @@ def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
     assert 0.0 <= report.metrics.miou <= 1.0
 
 
+def test_training_on_joined_splits(tmp_path):
+    from mtkseg.train.loop import TrainConfig, split_names, train
+
+    assert split_names("train+val") == ["train", "val"] and split_names(" train ") == ["train"]
+    for bad in ("train+", "train+train", ""):
+        with pytest.raises(TrainingError, match="train_split"):
+            split_names(bad)
+    data = _synthetic_dataset(tmp_path / "data", n_train=5, n_val=3)
+    lines = []
+    train(TrainConfig(data=str(data), out=str(tmp_path / "run"), train_split="train+val", input_size=(32, 48),
+                      base=4, depth=3, epochs=1, batch_size=4, progress=False), log=lines.append)
+    assert any("loaded 8 train / 3 val" in line for line in lines), lines
+    assert any("also trained on" in line for line in lines)
+
+
 def test_export_validates_arguments(tmp_path):
     from mtkseg.errors import ExportError
     from mtkseg.train.export import export_tflite, resolve_checkpoint

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--init-weights", default=None, metavar="PATH",
                    help="start a new run from these *.weights.h5 (fine-tuning; fresh optimizer and schedule)")
-    p.add_argument("--train-split", default="train")
+    p.add_argument("--train-split", default="train",
+                   help="split(s) to train on, joined by '+' (e.g. train+val for a final model)")
     p.add_argument("--val-split", default="val")
     g = p.add_argument_group("model")
     g.add_argument("--base", type=int, default=12, help="channels of the first level (default 12)")

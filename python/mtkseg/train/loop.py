@@ -162,6 +162,14 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, leave=False, mininterval=0.5 if tty else 60.0, disable=None if tty else False)
 
 
+def split_names(spec: str) -> List[str]:
+    """``"train+val"`` → ``["train", "val"]`` (the splits trained on together)."""
+    names = [name.strip() for name in str(spec).split("+")]
+    if not all(names) or len(set(names)) != len(names):
+        raise TrainingError(f"train_split: expected split names joined by '+', e.g. 'train' or 'train+val', got {spec!r}")
+    return names
+
+
 def _native_size(ds: SegmentationDataset) -> Tuple[int, int]:
     img, _ = ds[0]
     return int(img.shape[0]), int(img.shape[1])
@@ -240,15 +248,22 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
     # ---- data (decoded once, kept in memory) ----
     t0 = time.time()
-    train_ds = SegmentationDataset(config.data, config.train_split)
+    train_parts = [SegmentationDataset(config.data, name) for name in split_names(config.train_split)]
+    train_ds = train_parts[0]
     val_ds = SegmentationDataset(config.data, config.val_split)
+    if config.val_split in split_names(config.train_split):
+        log(f"note: the validation split '{config.val_split}' is also trained on, so validation measures fit, not "
+            "generalisation; export last.weights.h5 rather than the 'best' epoch")
     classes = train_ds.classes
     num_classes = config.num_classes or classes.num_classes
     if num_classes != classes.num_classes:
         raise TrainingError(f"num_classes={num_classes} but {config.data}/classes.json has {classes.num_classes}")
     config.num_classes = num_classes
     native = _native_size(train_ds)
-    train_images, train_masks = train_ds.load_all(size=native, limit=config.limit_train)
+    loaded = [ds.load_all(size=native) for ds in train_parts]
+    train_images = np.concatenate([images for images, _ in loaded])[:config.limit_train]
+    train_masks = np.concatenate([masks for _, masks in loaded])[:config.limit_train]
+    del loaded
     val_images, val_masks = val_ds.load_all(limit=config.limit_val)
     log(f"loaded {len(train_images)} train / {len(val_images)} val samples at {native[1]}x{native[0]} "
         f"in {time.time() - t0:.1f}s")
