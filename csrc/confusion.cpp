@@ -8,6 +8,11 @@
 namespace mtkseg {
 namespace {
 
+// Pixels per thread before counting is split.  A histogram increment costs several element
+// ops, and confusion matrices are built in evaluation loops rather than beside a running
+// interpreter, so the split starts earlier than kMinParallelWork (a 720p mask uses 2 threads).
+constexpr int64_t kMinParallelPixels = int64_t(1) << 18;
+
 template <typename T>
 inline int64_t as_label(const void* base, int64_t i) {
     return static_cast<int64_t>(static_cast<const T*>(base)[i]);
@@ -20,16 +25,17 @@ int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C
     std::atomic<int64_t> bad{-1};
     std::vector<std::vector<int64_t>> partial(static_cast<size_t>(num_threads()));
     std::atomic<int> slot{0};
-    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelPixels, [&](int64_t b, int64_t e) {
         std::vector<int64_t>& hist = partial[static_cast<size_t>(slot.fetch_add(1))];
         hist.assign(static_cast<size_t>(C * C), 0);
         for (int64_t i = b; i < e; ++i) {
             const int64_t g = as_label<G>(gt, i);
             if (g == ignore) continue;
             const int64_t p = as_label<P>(pred, i);
-            if (g < 0 || g >= C || p < 0 || p >= C) {
-                int64_t expected = -1;
-                bad.compare_exchange_strong(expected, i);
+            if (g < 0 || g >= C || p < 0 || p >= C) {  // keep the lowest bad index over all chunks
+                int64_t seen = bad.load();
+                while ((seen < 0 || i < seen) && !bad.compare_exchange_weak(seen, i)) {
+                }
                 return;
             }
             ++hist[static_cast<size_t>(g * C + p)];
@@ -56,7 +62,7 @@ int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t 
     const int threads = num_threads();
     std::vector<std::vector<uint64_t>> totals(static_cast<size_t>(threads));
     std::atomic<int> slot{0};
-    parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
+    parallel_for(n, kMinParallelPixels, [&](int64_t b, int64_t e) {
         std::vector<uint64_t>& total = totals[static_cast<size_t>(slot.fetch_add(1))];
         total.assign(cells, 0);
         std::vector<uint32_t> h(4 * cells, 0);

@@ -80,6 +80,21 @@ def test_out_of_range_labels_raise_and_leave_out_untouched():
         ops.confusion_matrix(np.zeros(4, np.uint8), np.full(4, 255, np.uint8), 3)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_frame_sized_inputs_split_over_threads(rng, dtype):
+    """720p masks are counted by several threads: same matrix, and a bad label reports the
+    first offending pixel whichever thread meets it."""
+    gt = rng.integers(0, 11, (720, 1280)).astype(dtype)
+    pred = rng.integers(0, 11, (720, 1280)).astype(dtype)
+    gt[rng.random(gt.shape) < 0.1] = 255
+    np.testing.assert_array_equal(ops.confusion_matrix(gt, pred, 11), bincount_reference(gt, pred, 11))
+    pred[700, 5] = 12  # in the last chunk
+    pred[100, 7] = 13  # earlier, in the first chunk
+    gt[100, 7] = 1
+    with pytest.raises(InvalidArgumentError, match=f"pred: label 13 at flat index {100 * 1280 + 7} "):
+        ops.confusion_matrix(gt, pred, 11)
+
+
 @pytest.mark.parametrize("bad", [
     dict(gt=np.zeros((3, 3), np.float32)), dict(pred=np.zeros((3, 3), np.int64)),
 ])
