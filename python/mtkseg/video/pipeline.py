@@ -337,6 +337,25 @@ def _put(q: queue.Queue, item: Any, abort: threading.Event) -> bool:
     return False
 
 
+def _get(q: Union[queue.Queue, _LatestSlot], abort: threading.Event) -> Any:
+    """Blocking get that gives up when ``abort`` is set (returns ``_END`` then)."""
+    while not abort.is_set():
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _timed(st: _State, stage: str, step: Any, *args: Any) -> Any:
+    """``step(*args)``, recording its time as ``stage`` unless the results carry their own."""
+    t0 = time.perf_counter()
+    out = step(*args)
+    if not st.engine.whole_frames:
+        st.stats.record(stage, (time.perf_counter() - t0) * 1000.0)
+    return out
+
+
 def _read_loop(st: _State) -> None:
     """Decode frames; in file mode also prepare them and deal them round robin to the workers."""
     source, stats, engine = st.source, st.stats, st.engine
@@ -366,9 +385,7 @@ def _read_loop(st: _State) -> None:
             t_decoded = time.perf_counter()
             failed = False
             try:
-                payload: Any = engine.prepare(frame.image)
-                if not engine.whole_frames:
-                    stats.record("pre", (time.perf_counter() - t_decoded) * 1000.0)
+                payload: Any = _timed(st, "pre", engine.prepare, frame.image)
             except Exception as exc:  # a bad frame: reported in its place, after the frames before it
                 payload, failed = _Failure(exc), True
             if not _put(st.inqs[submitted % workers], (frame, payload, t_decoded), st.abort):
@@ -391,28 +408,19 @@ def _read_loop(st: _State) -> None:
 
 def _infer_loop(st: _State, worker: int) -> None:
     """Worker ``worker``: infer the frames dealt to it, in the order it got them."""
-    engine, stats = st.engine, st.stats
+    engine = st.engine
     inq, midq = st.inqs[worker], st.midqs[worker]
     try:
-        while not st.abort.is_set():
-            try:
-                item = inq.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
+        while True:
+            item = _get(inq, st.abort)
             if item is _END:
                 break
             frame, payload, t_decoded = item
             if not isinstance(payload, _Failure):
                 try:
                     if st.live:
-                        t0 = time.perf_counter()
-                        payload = engine.prepare(payload)
-                        if not engine.whole_frames:
-                            stats.record("pre", (time.perf_counter() - t0) * 1000.0)
-                    t0 = time.perf_counter()
-                    payload = engine.infer(worker, payload)
-                    if not engine.whole_frames:
-                        stats.record("infer", (time.perf_counter() - t0) * 1000.0)
+                        payload = _timed(st, "pre", engine.prepare, payload)
+                    payload = _timed(st, "infer", engine.infer, worker, payload)
                 except Exception as exc:
                     payload = _Failure(exc)
             if not _put(midq, (frame, payload, t_decoded), st.abort):
@@ -432,12 +440,8 @@ def _finish_loop(st: _State) -> None:
     previous: Optional[np.ndarray] = None
     processed = 0
     try:
-        while not st.abort.is_set():
-            midq = st.midqs[processed % len(st.midqs)]
-            try:
-                item = midq.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
+        while True:
+            item = _get(st.midqs[processed % len(st.midqs)], st.abort)
             if item is _END:
                 break
             frame, payload, t_decoded = item
@@ -446,15 +450,12 @@ def _finish_loop(st: _State) -> None:
                 _put(st.outq, payload, st.abort)
                 return
             try:
-                t0 = time.perf_counter()
-                result = engine.finish(payload)
+                result = _timed(st, "post", engine.finish, payload)
                 if engine.whole_frames:
                     timings = getattr(result, "timings", None) or {}
                     for stage in ("pre", "infer", "post"):
                         if stage in timings:
                             stats.record(stage, timings[stage])
-                else:
-                    stats.record("post", (time.perf_counter() - t0) * 1000.0)
                 mask = result.mask
                 if mask_step:
                     t0 = time.perf_counter()
