@@ -21,6 +21,7 @@ The table goes into bench/RESULTS.md (section "runtime") with this command.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -70,8 +71,7 @@ class Naive:
         info = self.info
         t0 = time.perf_counter()
         h, w = info.input_size
-        area = frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w
-        img = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+        img = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)  # as the Segmenter's default
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None] if info.input_channels == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         x = (img.astype(np.float32) - self.mean) / self.std
         if info.quantized_input:
@@ -189,6 +189,7 @@ def fmt_row(r: Dict[str, object]) -> str:
 
 
 def main() -> int:
+    load0 = os.getloadavg()[0]
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=30, help="timed runs per side and model (default 30)")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads of the per-model rows (default 2)")
@@ -226,9 +227,10 @@ def main() -> int:
         "",
         f"Command: `python bench/runtime.py --runs {args.runs} --threads {args.threads}` — {machine_line()}, "
         f"{mtkseg.Segmenter(str(FIXTURES / 'float32.tflite'), delegate='cpu').backend}, delegate cpu (XNNPACK).",
-        "Another engineer's TensorFlow training ran in the background on this 2-core machine during the run, so "
-        "absolute times are noisy (inference especially); SDK and naive were timed in alternating blocks in the same "
-        "run, so compare the ratios. Times are medians in ms.",
+        f"Load average {load0:.1f} → {os.getloadavg()[0]:.1f} during the run (a shared machine: absolute times are "
+        "noisy, inference especially); SDK and naive were timed in alternating blocks in the same run, so compare the "
+        "ratios. Times are medians in ms. The Segmenter resizes with its default `interpolation=\"linear\"`, like "
+        "the naive pipeline's cv2.resize.",
         "",
         f"**Target** — int8 192x320 model, 2 threads: SDK overhead (pre+post)/infer = "
         f"**{target_row['overhead'] * 100:.1f}%** (target <= 10%: "

@@ -71,7 +71,8 @@ def test_postprocess_is_exact_given_the_same_model_input(name, frames):
     frame = frames[0]
     x = np.empty(ref.inp["shape"], ref.inp["dtype"])
     q = {"scale": info.input_scale, "zero_point": info.input_zero_point} if info.quantized_input else {}
-    geometry = ops.preprocess(frame, x, layout=info.input_layout, mean=info.mean, std=info.std, **q)
+    geometry = ops.preprocess(frame, x, layout=info.input_layout, interpolation="linear", mean=info.mean, std=info.std,
+                              **q)
     expected = ref.mask(ref.invoke(x), frame.shape[:2], geometry.crop, kind=kind, nchw_out=nchw)
     np.testing.assert_array_equal(seg.run(frame).mask, expected)
 
@@ -83,6 +84,24 @@ def test_model_input_matches_opencv_within_one_lsb(frames):
     ops.preprocess(frames[2], x, mean=info.mean, std=info.std, scale=info.input_scale, zero_point=info.input_zero_point)
     expected, _ = ref.model_input(frames[2])
     assert np.abs(x.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "area", "auto"])
+@pytest.mark.parametrize("fit", ["stretch", "letterbox"])
+def test_interpolation_option_resizes_like_opencv(interpolation, fit):
+    """An HD frame into a 192x320 model: the input tensor follows cv2.resize with the chosen
+    interpolation (linear by default, as training pipelines resize)."""
+    frame = smooth_frame(np.random.default_rng(3), 720, 1280)
+    ref = Reference("int8_io")
+    seg = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu", interpolation=interpolation, fit=fit)
+    expected, _ = ref.model_input(frame, fit, interpolation)
+    got = seg.prepare(frame).tensor
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    if interpolation == "linear":
+        default = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu", fit=fit).prepare(frame).tensor
+        np.testing.assert_array_equal(default, got)
+    with pytest.raises(InvalidArgumentError, match="interpolation"):
+        mtkseg.Segmenter(model_path("int8_io"), interpolation="cubic")
 
 
 def test_quantized_inputs_use_the_tensor_scale(frames):
@@ -117,7 +136,8 @@ def test_letterbox_is_undone(name, shape):
     info = seg.info
     x = np.empty(ref.inp["shape"], ref.inp["dtype"])
     q = {"scale": info.input_scale, "zero_point": info.input_zero_point} if info.quantized_input else {}
-    geometry = ops.preprocess(frame, x, layout=info.input_layout, fit="letterbox", mean=info.mean, std=info.std, **q)
+    geometry = ops.preprocess(frame, x, layout=info.input_layout, fit="letterbox", interpolation="linear",
+                              mean=info.mean, std=info.std, **q)
     _, crop = ref.model_input(frame, "letterbox")
     assert geometry.crop == crop
     expected = ref.mask(ref.invoke(x), shape, crop, kind=kind, nchw_out=nchw)
@@ -551,7 +571,8 @@ def test_camvid_images():
         # int8: exact given the same quantised input (1-LSB rounding ties of a pure OpenCV input
         # flip ~0.5% of pixels of this random-weight net, so that comparison is not meaningful)
         x = np.empty((1, 192, 320, 3), np.int8)
-        ops.preprocess(frame, x, mean=info.mean, std=info.std, scale=info.input_scale, zero_point=info.input_zero_point)
+        ops.preprocess(frame, x, interpolation="linear", mean=info.mean, std=info.std, scale=info.input_scale,
+                       zero_point=info.input_zero_point)
         np.testing.assert_array_equal(r.mask, ref8.mask(ref8.invoke(x), frame.shape[:2], (0, 0, 320, 192)))
         # float: the pure numpy/OpenCV pipeline agrees on >= 99.9% of pixels
         assert agreement(seg32.run(p).mask, ref32.run(frame)) >= 0.999

@@ -84,6 +84,9 @@ def test_legend_draws_one_swatch_per_class():
     (lambda: ops.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int32), [[0, 0, 0]]), InvalidTypeError, "mask"),
     (lambda: ops.colorize(np.zeros((4, 4), np.uint8), [[0, 0]]), InvalidArgumentError, "palette"),
     (lambda: ops.colorize(np.zeros((4, 4), np.uint8), [[0, 0, 300]]), InvalidArgumentError, "palette"),
+    (lambda: ops.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((0, 3), np.int8)),
+     InvalidArgumentError, "palette"),  # empty, non-uint8: found by the robustness property test
+    (lambda: ops.colorize(np.zeros((4, 4), np.uint8), np.zeros((257, 3), np.uint8)), InvalidArgumentError, "palette"),
     (lambda: ops.colorize(np.zeros((0, 4), np.uint8), [[0, 0, 0]]), InvalidArgumentError, "empty"),
     (lambda: viz.palette_for([[0, 0, 0]], "hsv"), InvalidArgumentError, "color"),
 ])

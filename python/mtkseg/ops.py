@@ -396,8 +396,8 @@ def confusion_matrix(
 
 def _palette_array(palette: object) -> np.ndarray:
     arr = np.asarray(palette)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise InvalidArgumentError(f"palette: expected (C, 3) colours, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] != 3 or not 1 <= arr.shape[0] <= 256:
+        raise InvalidArgumentError(f"palette: expected (C, 3) colours with 1 <= C <= 256, got shape {arr.shape}")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
             raise InvalidArgumentError("palette: colours must be integers in 0..255")

@@ -137,6 +137,10 @@ class Segmenter:
             ratio, pad with black; the padding is cut away from the mask).
         upsample: ``"nearest"`` (argmax at model resolution, then nearest resize: fastest) or
             ``"bilinear"`` (scores interpolated to the output size, then argmax: smoother).
+        interpolation: how frames are resized to the model input: ``"linear"`` (default;
+            OpenCV INTER_LINEAR, what ``tf.image.resize`` and most training pipelines,
+            mtkseg's own included, use), ``"area"`` (INTER_AREA: anti-aliased downscaling,
+            ~3x the cost on HD frames) or ``"auto"`` (area for downscales of 2x or more).
         normalization: the model's value range when it carries none: ``"unit"`` (x/255, the
             default for float models without metadata, with a warning), ``"raw"`` (0..255),
             ``"symmetric"`` ([-1, 1]) or ``(mean, std)`` in pixel units.  Overrides metadata.
@@ -163,6 +167,7 @@ class Segmenter:
         color: str = "bgr",
         fit: str = "stretch",
         upsample: str = "nearest",
+        interpolation: str = "linear",
         normalization: NormalizationArg = None,
         labels: Optional[Sequence[str]] = None,
         output_size: Optional[Sequence[int]] = None,
@@ -175,13 +180,14 @@ class Segmenter:
         # What replicate() needs to open the same model again with the same options.
         self._options: Dict[str, Any] = dict(
             delegate=delegate, delegate_options=delegate_options, num_threads=num_threads, color=color, fit=fit,
-            upsample=upsample, normalization=normalization, labels=labels, output_size=output_size,
+            upsample=upsample, interpolation=interpolation, normalization=normalization, labels=labels, output_size=output_size,
             accelerator=accelerator, input_size=input_size,
         )
         self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
         self._color = _choice(color, ("bgr", "rgb"), "color")
         self._fit = _choice(fit, ("stretch", "letterbox"), "fit")
         self._upsample = _choice(upsample, ("nearest", "bilinear"), "upsample")
+        self._interpolation = _choice(interpolation, ("linear", "area", "auto"), "interpolation")
         self._output_size = _size_arg(output_size, "output_size")
         if model is None:
             found = default_model_path()
@@ -414,7 +420,7 @@ class Segmenter:
     def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray) -> ops.InputGeometry:
         return ops.preprocess(
             image, dst, color=color, model_color=self._model_color, layout=self._info.input_layout,
-            fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
+            interpolation=self._interpolation, fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
         )
 
     def _finish_locked(self, out: np.ndarray, image: np.ndarray, color: str, size: Tuple[int, int],

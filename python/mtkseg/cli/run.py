@@ -41,6 +41,9 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads (default: all usable cores)")
     g.add_argument("--input-size", type=size_hw, default=None, metavar="HxW",
                    help="run a model with a resizable input at this size")
+    g.add_argument("--interpolation", choices=("linear", "area", "auto"), default="linear",
+                   help="resizing of frames to the model input: linear (default, as in training pipelines), "
+                        "area (anti-aliased, slower) or auto (area for downscales of 2x or more)")
 
 
 def make_segmenter(args: argparse.Namespace, **kwargs: Any):
@@ -50,7 +53,7 @@ def make_segmenter(args: argparse.Namespace, **kwargs: Any):
     model = None if args.model == "default" else args.model
     delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
     return Segmenter(model, delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
-                     input_size=args.input_size, **kwargs)
+                     input_size=args.input_size, interpolation=args.interpolation, **kwargs)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
