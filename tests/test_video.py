@@ -774,6 +774,43 @@ def test_replicas_are_reused_and_closed_with_the_segmenter(int8_model: Path, tmp
     assert all(r.closed for r in first)
 
 
+def test_workers_end_cleanly_on_truncation_break_and_close(int8_model: Path, clip: Path, tmp_path: Path) -> None:
+    """The staged path with 3 interpreters: a truncated file still writes every readable frame
+    and reports the error; breaking out or closing mid-stream leaves no thread behind; a
+    Segmenter closed under a running stream fails it with a typed error."""
+    from mtkseg.errors import ModelError
+    from mtkseg.segmenter import Segmenter
+
+    seg = Segmenter(str(int8_model), num_threads=3)
+    bad = truncate(clip, 0.7)
+    readable = count_frames(bad)
+    out = tmp_path / "out.avi"
+    stats = video.process(bad, seg, sink=out, on_error="warn", workers=3)
+    assert isinstance(stats.error, StreamError) and stats.workers == "3 workers x 1 thread"
+    assert stats.frames_processed == readable == count_frames(out)
+    assert wait_no_video_threads() == []
+
+    for frame, _ in seg.stream(clip, workers=3):
+        assert len(video_threads()) == 5  # read, 3 x infer, finish
+        if frame.index == 4:
+            break
+    assert wait_no_video_threads() == []
+    s = seg.stream(clip, workers=3)
+    next(iter(s))
+    s.close()
+    assert video_threads() == [] and s.closed
+
+    doomed = Segmenter(str(int8_model), num_threads=2)
+    got = []
+    with pytest.raises(ModelError, match="closed"):
+        for frame, _ in doomed.stream(clip, workers=2):
+            got.append(frame.index)
+            if frame.index == 2:
+                doomed.close()
+    assert got[:3] == [0, 1, 2] and got == list(range(len(got)))
+    assert wait_no_video_threads() == []
+
+
 def test_real_segmenter_process_real_clip(int8_model: Path, tmp_path: Path) -> None:
     from mtkseg.segmenter import Segmenter
 
