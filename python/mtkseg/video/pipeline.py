@@ -528,7 +528,9 @@ def stream(
         fps: frame rate of sources that have none (folders, iterables).
         workers: interpreters inferring consecutive frames at the same time (file mode, a
             :class:`mtkseg.Segmenter` only); None picks them (see the module docs): on the
-            CPU, ``min(num_threads, 4)`` replicas sharing the Segmenter's threads.
+            CPU, ``min(num_threads, 4)`` replicas sharing the Segmenter's threads.  Each
+            worker holds its own interpreter and tensor arena: ``workers=1`` saves memory
+            with big models.
 
     Returns:
         A :class:`VideoStream`; its ``stats`` attribute is a live :class:`StreamStats`.
