@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["RunEngine", "StagedEngine", "make_engine", "plan_workers", "MAX_AUTO_WORKERS"]
+__all__ = ["RunEngine", "StagedEngine", "check_segmenter", "make_engine", "plan_workers", "MAX_AUTO_WORKERS"]
 
 #: Upper bound of the automatic worker count: more interpreters add memory and latency
 #: for little throughput on small models.
@@ -124,13 +124,18 @@ class StagedEngine:
             "s" if self.threads_per_worker > 1 else "")
 
 
-def make_engine(segmenter: Any, live: bool, workers: Optional[int],
-                score_filter: Optional[ScoreFilter]) -> Any:
-    """The engine for ``segmenter`` (see :func:`plan_workers` for ``workers``)."""
+def check_segmenter(segmenter: Any) -> None:
+    """Raise InvalidTypeError unless ``segmenter`` can segment frames (has ``run``)."""
     if not callable(getattr(segmenter, "run", None)):
         raise InvalidTypeError(
             f"segmenter: expected a mtkseg.Segmenter (an object with .run(frame)), got {type(segmenter).__name__}"
         )
+
+
+def make_engine(segmenter: Any, live: bool, workers: Optional[int],
+                score_filter: Optional[ScoreFilter]) -> Any:
+    """The engine for ``segmenter`` (see :func:`plan_workers` for ``workers``)."""
+    check_segmenter(segmenter)
     count, threads = plan_workers(segmenter, live, workers)
     if not _is_staged(segmenter):
         return RunEngine(segmenter, score_filter)

@@ -46,7 +46,7 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError, MtksegError, StreamError
-from .engines import make_engine
+from .engines import check_segmenter, make_engine
 from .smoothing import TemporalSmoother, flicker, make_smoother
 from .sources import NETWORK_TIMEOUT_MS, Frame, SourceLike, VideoSource, open_source
 from .stats import StreamStats
@@ -139,6 +139,7 @@ class VideoStream:
         fps: Optional[float] = None,
         workers: Optional[int] = None,
     ) -> None:
+        check_segmenter(segmenter)  # before opening the source
         self._every = _positive_int(every, "every")
         self._max_frames = _positive_int(max_frames, "max_frames", allow_none=True)
         self._queue_size = _positive_int(queue_size, "queue_size")
