@@ -14,6 +14,8 @@ from . import errors, metrics, ops, viz  # noqa: E402
 from .errors import MtksegError  # noqa: E402
 from .result import SegmentationResult  # noqa: E402
 from .runtime import ModelInfo  # noqa: E402
-from .segmenter import Segmenter  # noqa: E402
+from .segmenter import ModelOutput, PreparedFrame, Segmenter  # noqa: E402
+from . import video  # noqa: E402  (after Segmenter: the pipeline uses it)
 
-__all__ = ["__version__", "errors", "metrics", "ops", "viz", "MtksegError", "Segmenter", "SegmentationResult", "ModelInfo"]
+__all__ = ["__version__", "errors", "metrics", "ops", "viz", "video", "MtksegError", "Segmenter", "SegmentationResult",
+           "ModelInfo", "PreparedFrame", "ModelOutput"]
