@@ -101,10 +101,13 @@ class StagedEngine:
         self._score_filter = score_filter
         self.workers = workers
         self.threads_per_worker = threads_per_worker if threads_per_worker is not None else segmenter.num_threads
+        self._owned: List[Any] = []  # replicas this engine opened (and closes)
         if threads_per_worker is None:
             self._runners: List[Any] = [segmenter]
-        else:
+        elif callable(getattr(segmenter, "_replicas", None)):  # a Segmenter keeps them for the next stream
             self._runners = list(segmenter._replicas(workers, threads_per_worker))
+        else:
+            self._runners = self._owned = [segmenter.replicate(num_threads=threads_per_worker) for _ in range(workers)]
 
     def prepare(self, image: np.ndarray) -> Any:
         return self._segmenter.prepare(image)
@@ -117,7 +120,9 @@ class StagedEngine:
         return self._segmenter.finish(prepared, output, score_filter=self._score_filter)
 
     def close(self) -> None:
-        self._runners = []  # replicas stay with the Segmenter for the next stream
+        for runner in self._owned:
+            runner.close()
+        self._runners, self._owned = [], []
 
     def __repr__(self) -> str:
         return f"{self.workers} worker{'s' if self.workers > 1 else ''} x {self.threads_per_worker} thread" + (
