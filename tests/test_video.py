@@ -761,6 +761,47 @@ def test_worker_plan_and_its_validation(int8_model: Path) -> None:
         video.stream(FakeSegmenter(), [np.zeros((H, W, 3), np.uint8)], workers=2)
 
 
+def test_staged_segmenter_without_a_pool_gets_its_replicas_closed(int8_model: Path, tmp_path: Path) -> None:
+    """A Segmenter-like wrapper (prepare/infer/finish/replicate, no replica pool): the stream
+    opens its worker replicas itself and closes them when it ends."""
+    from mtkseg.segmenter import Segmenter
+
+    class Wrapped:
+        opened: list = []
+
+        def __init__(self, seg):
+            self.seg, self.num_threads, self.delegate, self.closed = seg, seg.num_threads, seg.delegate, False
+
+        def run(self, frame, **kw):
+            return self.seg.run(frame, **kw)
+
+        def prepare(self, frame):
+            return self.seg.prepare(frame)
+
+        def infer(self, prepared):
+            return self.seg.infer(prepared)
+
+        def finish(self, prepared, output, **kw):
+            return self.seg.finish(prepared, output, **kw)
+
+        def replicate(self, num_threads=None):
+            replica = Wrapped(self.seg.replicate(num_threads=num_threads))
+            Wrapped.opened.append(replica)
+            return replica
+
+        def close(self):
+            self.closed = True
+            self.seg.close()
+
+    clip = write_clip(tmp_path / "short.avi", 6)
+    wrapped = Wrapped(Segmenter(str(int8_model), num_threads=2))
+    got = [r.mask for _, r in video.stream(wrapped, clip)]
+    assert len(Wrapped.opened) == 2 and all(r.closed for r in Wrapped.opened)
+    reference = Segmenter(str(int8_model), num_threads=1)
+    expected = [reference.run(f.image).mask for f in video.open_source(clip)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected)) and len(got) == 6
+
+
 def test_replicas_are_reused_and_closed_with_the_segmenter(int8_model: Path, tmp_path: Path) -> None:
     from mtkseg.segmenter import Segmenter
 
