@@ -673,6 +673,13 @@ def test_real_clip_pipeline_with_fake_segmenter(tmp_path: Path) -> None:
     cap.release()
 
 
+def smooth_noise(seed: int) -> np.ndarray:
+    """A frame with structure at several scales, so a model gives a non-trivial mask."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
+    return cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+
+
 # ---------------------------------------------------------------------------------------
 # the real Segmenter
 # ---------------------------------------------------------------------------------------
@@ -736,6 +743,28 @@ def test_workers_deliver_frames_before_a_bad_frame_then_its_error(int8_model: Pa
         for frame, _ in video.stream(Segmenter(str(int8_model), num_threads=2), frames, workers=2):
             seen.append(frame.index)
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_real_segmenter_live_mode_prepares_only_the_frames_it_keeps(int8_model: Path) -> None:
+    """Live mode with a real Segmenter: one worker prepares and infers the newest frame; every
+    delivered result is the one a sequential run gives for that frame, and drops are counted."""
+    from mtkseg.segmenter import Segmenter
+
+    frames = [smooth_noise(i) for i in range(40)]
+
+    def fast_camera():
+        yield from frames  # far faster than inference
+
+    seg = Segmenter(str(int8_model), num_threads=2)
+    with seg.stream(fast_camera(), live=True) as s:
+        got = [(f.index, r.mask) for f, r in s]
+    assert s.stats.workers == "1 worker x 2 threads"
+    assert s.stats.frames_dropped > 0 and s.stats.frames_processed + s.stats.frames_dropped == 40
+    assert [i for i, _ in got] == sorted(i for i, _ in got) and got[-1][0] == 39  # the newest frame is never lost
+    reference = Segmenter(str(int8_model), num_threads=1)
+    for index, mask in got:
+        np.testing.assert_array_equal(mask, reference.run(frames[index]).mask)
+    assert set(s.stats.latency()) >= {"pre", "infer", "post"}
 
 
 def test_worker_plan_and_its_validation(int8_model: Path) -> None:
