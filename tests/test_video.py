@@ -781,6 +781,19 @@ def test_worker_plan_and_its_validation(int8_model: Path) -> None:
     assert plan_workers(seg(2), False, 1) == (1, None)
     assert plan_workers(seg(6), False, 3) == (3, 2)
     assert plan_workers(FakeSegmenter(), False, None) == (1, None)  # run() only
+
+    class OnGpu:  # a staged segmenter whose model runs on a GPU delegate: one worker, its own
+        num_threads, delegate = 8, "gpu (libtensorflowlite_gpu_delegate.so)"
+
+        def run(self, frame):
+            raise AssertionError("not called")
+
+        prepare = infer = finish = replicate = run
+
+    from mtkseg.video.engines import StagedEngine
+
+    assert plan_workers(OnGpu(), False, None) == (1, None)
+    assert repr(StagedEngine(OnGpu(), None, 1, None)) == "1 worker on gpu (libtensorflowlite_gpu_delegate.so)"
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(InvalidArgumentError, match="workers"):
             plan_workers(seg(2), False, bad)

@@ -125,8 +125,11 @@ class StagedEngine:
         self._runners, self._owned = [], []
 
     def __repr__(self) -> str:
-        return f"{self.workers} worker{'s' if self.workers > 1 else ''} x {self.threads_per_worker} thread" + (
-            "s" if self.threads_per_worker > 1 else "")
+        workers = f"{self.workers} worker{'s' if self.workers > 1 else ''}"
+        delegate = str(getattr(self._segmenter, "delegate", "cpu"))
+        if delegate != "cpu":  # the interpreter threads do not say how a GPU/NPU runs
+            return f"{workers} on {delegate}"
+        return f"{workers} x {self.threads_per_worker} thread" + ("s" if self.threads_per_worker > 1 else "")
 
 
 def check_segmenter(segmenter: Any) -> None:
