@@ -453,6 +453,23 @@ def truncate(path: Path, fraction: float) -> Path:
     return out
 
 
+def test_codec_probe_is_cached_and_quiet(clip: Path, tmp_path: Path, monkeypatch, capfd) -> None:
+    """Codecs are probed once per process with FFmpeg/OpenCV's stderr muted: writing an .mp4
+    with the pip wheels (no H.264 encoder) falls back to mp4v without printing errors."""
+    from mtkseg.video import sinks
+
+    monkeypatch.setattr(sinks, "_CODEC_WORKS", {})
+    assert sinks.codec_available("MJPG", ".avi") and not sinks.codec_available("ZZZZ", ".avi")
+    assert sinks._CODEC_WORKS == {("MJPG", ".avi"): True, ("ZZZZ", ".avi"): False}
+    capfd.readouterr()
+    sink = video.VideoSink(tmp_path / "out.mp4")
+    video.process(clip, FakeSegmenter(), sink=sink, max_frames=5)
+    err = capfd.readouterr().err
+    assert sink.fourcc in ("avc1", "mp4v") and count_frames(tmp_path / "out.mp4") == 5
+    assert "VIDEOIO" not in err and "encoder" not in err, err
+    assert sinks._CODEC_WORKS[("avc1", ".mp4")] == (sink.fourcc == "avc1")
+
+
 def test_truncated_file_ends_cleanly_with_playable_output(clip: Path, tmp_path: Path) -> None:
     bad = truncate(clip, 0.7)
     readable = count_frames(bad)

@@ -4,7 +4,9 @@ Every sink has ``start(source)`` (called once before the first frame), ``write(f
 result)`` and ``close()`` (idempotent; finalises files).  Sinks are context managers.
 
 Video codecs by file extension (the first one this OpenCV build can open wins; the chosen
-one is in :attr:`VideoSink.fourcc` and logged at INFO level when it is not the first):
+one is in :attr:`VideoSink.fourcc` and logged at INFO level when it is not the first).  Each
+codec is probed once per process on a tiny file with OpenCV's own error output muted, so a
+missing encoder (``avc1`` in the pip wheels) does not print FFmpeg errors on every run:
 
 =========  ========================================================================
 ``.mp4``   ``avc1`` (H.264, plays everywhere), then ``mp4v`` (MPEG-4 Part 2; the pip
@@ -18,8 +20,11 @@ one is in :attr:`VideoSink.fourcc` and logged at INFO level when it is not the f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -45,9 +50,38 @@ VIDEO_CODECS: Dict[str, Tuple[str, ...]] = {
 #: What :class:`VideoSink` draws: the frame with the mask blended in, the colour mask, or
 #: frame and colour mask side by side.
 RENDER_MODES = ("overlay", "colorize", "side-by-side")
-# (fourcc, extension) pairs this process already failed to open: not retried, so OpenCV's
-# complaints about a missing encoder appear once per process.
-_UNAVAILABLE: set = set()
+# (fourcc, extension) -> whether this OpenCV build can write it (probed once per process).
+_CODEC_WORKS: Dict[Tuple[str, str], bool] = {}
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Send file descriptor 2 (where FFmpeg and OpenCV print) to the null device for a moment."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing to mute
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def codec_available(fourcc: str, extension: str) -> bool:
+    """Whether this OpenCV build can write ``fourcc`` into a ``extension`` file (cached)."""
+    key = (fourcc, extension.lower())
+    if key not in _CODEC_WORKS:
+        with tempfile.TemporaryDirectory(prefix="mtkseg-codec-") as tmp, _native_stderr_muted():
+            writer = cv2.VideoWriter(os.path.join(tmp, "probe" + key[1]), cv2.VideoWriter_fourcc(*fourcc), 25.0, (64, 64))
+            _CODEC_WORKS[key] = bool(writer.isOpened())
+            writer.release()
+    return _CODEC_WORKS[key]
 
 
 class Sink:
@@ -125,6 +159,9 @@ class VideoSink(Sink):
         self._closed = False
 
     def start(self, source: VideoSource) -> None:
+        for code in self.codecs[:-1]:  # probe now, before the stream's threads print anything
+            if codec_available(code, self.path.suffix.lower()):
+                break
         if self.fps is None:
             if source.fps is None:
                 raise InvalidArgumentError(
@@ -155,8 +192,8 @@ class VideoSink(Sink):
         h, w = size
         ext = self.path.suffix.lower()
         for code in self.codecs:
-            if (code, ext) in _UNAVAILABLE and len(self.codecs) > 1:
-                continue
+            if len(self.codecs) > 1 and not codec_available(code, ext):
+                continue  # an explicit codec= is always tried, so its failure is reported
             writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*code), self.fps, (w, h))
             if writer.isOpened():
                 if code != self.codecs[0]:
@@ -165,8 +202,6 @@ class VideoSink(Sink):
                 self._writer, self.fourcc, self.size = writer, code, size
                 return
             writer.release()
-            if os.access(self.path.parent, os.W_OK):
-                _UNAVAILABLE.add((code, ext))
         raise StreamError(
             f"cannot write video {str(self.path)!r}: this OpenCV build has none of the codecs {', '.join(self.codecs)} "
             f"for {self.path.suffix or 'this extension'} (or the folder is not writable); try an .avi or .mp4 path"
