@@ -180,8 +180,8 @@ class Segmenter:
         # What replicate() needs to open the same model again with the same options.
         self._options: Dict[str, Any] = dict(
             delegate=delegate, delegate_options=delegate_options, num_threads=num_threads, color=color, fit=fit,
-            upsample=upsample, interpolation=interpolation, normalization=normalization, labels=labels, output_size=output_size,
-            accelerator=accelerator, input_size=input_size,
+            upsample=upsample, interpolation=interpolation, normalization=normalization, labels=labels,
+            output_size=output_size, accelerator=accelerator, input_size=input_size,
         )
         self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
         self._color = _choice(color, ("bgr", "rgb"), "color")
@@ -311,8 +311,7 @@ class Segmenter:
         self._check_score_filter(score_filter)
         with self._lock:
             session = self._require_open()
-            image, color = _as_frame(frame, self._color)
-            size = self._output_size or (int(image.shape[0]), int(image.shape[1]))
+            image, color, size = self._frame_input(frame)
             t0 = time.perf_counter()
             self._release_pending()
             buffer = session.input_buffer()
@@ -336,8 +335,7 @@ class Segmenter:
         errors as :meth:`run`'s ``frame``.
         """
         self._require_open()
-        image, color = _as_frame(frame, self._color)
-        size = self._output_size or (int(image.shape[0]), int(image.shape[1]))
+        image, color, size = self._frame_input(frame)
         t0 = time.perf_counter()
         tensor = np.empty(self._info.input_shape, dtype=np.dtype(self._info.input_dtype))
         geometry = self._preprocess(image, color, tensor)
@@ -411,6 +409,11 @@ class Segmenter:
 
     # -- internals -------------------------------------------------------------------
 
+    def _frame_input(self, frame: FrameLike) -> Tuple[np.ndarray, str, Tuple[int, int]]:
+        """The frame as a uint8 array, its channel order and the size of the mask to make."""
+        image, color = _as_frame(frame, self._color)
+        return image, color, self._output_size or (int(image.shape[0]), int(image.shape[1]))
+
     def _check_score_filter(self, score_filter: Optional[ScoreFilter]) -> None:
         if score_filter is not None and not callable(score_filter):
             raise InvalidTypeError(f"score_filter: expected a callable, got {type(score_filter).__name__}")
@@ -420,7 +423,8 @@ class Segmenter:
     def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray) -> ops.InputGeometry:
         return ops.preprocess(
             image, dst, color=color, model_color=self._model_color, layout=self._info.input_layout,
-            interpolation=self._interpolation, fit=self._fit, pad_value=0.0, mean=self._info.mean, std=self._info.std, **self._in_q,
+            interpolation=self._interpolation, fit=self._fit, pad_value=0.0, mean=self._info.mean,
+            std=self._info.std, **self._in_q,
         )
 
     def _finish_locked(self, out: np.ndarray, image: np.ndarray, color: str, size: Tuple[int, int],
