@@ -503,7 +503,11 @@ class Segmenter:
         return mask, scores, layout, scale, zp
 
     def run_batch(self, frames: Sequence[FrameLike], *, score_filter: Optional[ScoreFilter] = None) -> List[SegmentationResult]:
-        """:meth:`run` on each frame of a list, in order (the model runs batch 1)."""
+        """:meth:`run` on each frame of a list, in order (the model runs batch 1).
+
+        For throughput over many frames use ``seg.stream(frames)`` instead: it overlaps
+        preprocessing, several interpreters and postprocessing (see :mod:`mtkseg.video`).
+        """
         if isinstance(frames, (str, bytes, np.ndarray)) or not hasattr(frames, "__iter__"):
             raise InvalidTypeError(
                 f"frames: expected a list of frames, got {type(frames).__name__} (use run() for a single frame)"
