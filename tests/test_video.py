@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fixtures.reference import smooth_frame
+
 from mtkseg import ops, viz
 from mtkseg import video
 from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, SourceError, StreamError
@@ -690,13 +692,6 @@ def test_real_clip_pipeline_with_fake_segmenter(tmp_path: Path) -> None:
     cap.release()
 
 
-def smooth_noise(seed: int) -> np.ndarray:
-    """A frame with structure at several scales, so a model gives a non-trivial mask."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
-    return cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
-
-
 # ---------------------------------------------------------------------------------------
 # the real Segmenter
 # ---------------------------------------------------------------------------------------
@@ -767,7 +762,7 @@ def test_real_segmenter_live_mode_prepares_only_the_frames_it_keeps(int8_model: 
     delivered result is the one a sequential run gives for that frame, and drops are counted."""
     from mtkseg.segmenter import Segmenter
 
-    frames = [smooth_noise(i) for i in range(40)]
+    frames = [smooth_frame(np.random.default_rng(i), H, W) for i in range(40)]
 
     def fast_camera():
         yield from frames  # far faster than inference
