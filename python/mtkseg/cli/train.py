@@ -35,6 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="split(s) to train on, joined by '+' (e.g. train+val for a final model)")
     p.add_argument("--val-split", default="val")
     g = p.add_argument_group("model")
+    g.add_argument("--arch", default="unet", choices=("unet", "lite0-fpn", "lite1-fpn", "lite2-fpn"),
+                   help="unet: the origin's residual UNet from scratch (default); liteN-fpn: EfficientNet-LiteN "
+                        "encoder (ImageNet weights) + light FPN decoder, logits at 1/4")
+    g.add_argument("--channels", type=int, default=96, help="liteN-fpn: decoder channels (default 96)")
+    g.add_argument("--head-channels", type=int, default=64, help="liteN-fpn: channels of the last refinement (default 64)")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="liteN-fpn: random encoder instead of the ImageNet weights")
     g.add_argument("--base", type=int, default=12, help="channels of the first level (default 12)")
     g.add_argument("--depth", type=int, default=5, help="levels incl. bridge (default 5)")
     g.add_argument("--no-residual", dest="residual", action="store_false", help="plain instead of residual blocks")
@@ -51,13 +58,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--color-jitter-p", type=float, default=0.0,
                    help="probability of colour jitter (contrast, saturation, brightness); off by default")
     g.add_argument("--color-jitter", type=float, default=0.3, help="colour jitter strength j: factors U(1-j, 1+j)")
+    g.add_argument("--hue-p", type=float, default=0.0, help="probability of a hue rotation (off by default)")
+    g.add_argument("--hue", type=float, default=0.05, help="largest hue rotation, in turns (default 0.05)")
+    g.add_argument("--gamma-p", type=float, default=0.0, help="probability of a gamma U(0.7, 1.5) (off by default)")
+    g.add_argument("--cast-p", type=float, default=0.0, help="probability of a per-channel colour cast (off by default)")
+    g.add_argument("--cast", type=float, default=0.15, help="colour cast strength c: channel gains U(1-c, 1+c)")
+    g.add_argument("--blur-p", type=float, default=0.0, help="probability of a gaussian blur, sigma U(0.3, 1.5)")
+    g.add_argument("--sky-p", type=float, default=0.0,
+                   help="probability of recolouring the pixels labelled Sky as a clear blue sky (off by default)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--lr", type=float, default=5e-4)
     g.add_argument("--schedule", choices=("exp", "cosine", "constant"), default="exp",
                    help="exp: lr*0.8^(epoch/3) (default); cosine: to 0 at --epochs")
-    g.add_argument("--warmup-epochs", type=float, default=0.0)
+    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up from lr/10 (default 0)")
+    g.add_argument("--encoder-lr-mult", type=float, default=1.0,
+                   help="liteN-fpn: encoder learning rate = lr x this (default 1)")
+    g.add_argument("--freeze-encoder-epochs", type=float, default=0.0,
+                   help="liteN-fpn: train only the decoder for this many epochs first (default 0)")
     g.add_argument("--l2", type=float, default=5e-5, help="lambda of the L2 penalty on conv kernels")
     g.add_argument("--class-weights", default=None,
                    help="'median' (median-frequency from the train masks), 'median-sqrt' (its square root, "
@@ -83,6 +102,10 @@ def config_from_args(args: argparse.Namespace):
             raise TrainingError(f"--class-weights: expected 'median', 'median-sqrt' or numbers, got {args.class_weights!r}") from None
     return TrainConfig(
         data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
+        arch=args.arch, channels=args.channels, head_channels=args.head_channels, pretrained=args.pretrained,
+        encoder_lr_mult=args.encoder_lr_mult, freeze_encoder_epochs=args.freeze_encoder_epochs,
+        hue_p=args.hue_p, hue=args.hue, gamma_p=args.gamma_p, cast_p=args.cast_p, cast=args.cast,
+        blur_p=args.blur_p, sky_p=args.sky_p,
         base=args.base, depth=args.depth, residual=args.residual, input_size=args.input_size,
         crop_size=args.crop, scale_range=args.scale, flip_p=args.flip_p, brightness_p=args.brightness_p,
         noise_p=args.noise_p, noise_std=args.noise_std,

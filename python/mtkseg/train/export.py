@@ -154,14 +154,15 @@ def export_tflite(
     configure_threads(2)
     import tensorflow as tf
 
-    from .models import unet, with_input_size
+    from .loop import model_from_config
+    from .models import with_input_size
 
     cfg, classes = load_run_config(config_path)
     size = tuple(int(v) for v in (input_size or cfg.input_size))
-    factor = 2 ** (cfg.depth - 1)
+    factor = 2 ** (cfg.depth - 1) if cfg.arch == "unet" else 32
     if len(size) != 2 or any(s < factor or s % factor for s in size):
         raise InvalidArgumentError(f"input_size: {size} must be two sizes divisible by {factor}")
-    model = unet(int(cfg.num_classes), base=cfg.base, depth=cfg.depth, residual=cfg.residual)
+    model = model_from_config(cfg, int(cfg.num_classes))
     try:
         model.load_weights(weights_path)
     except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
@@ -180,8 +181,15 @@ def export_tflite(
     side = write_sidecar(
         sidecar_path(out), classes, input_size=size, metrics=metrics,
         dataset=dataset_name, license_text=license_text,
-        extra={"quantization": quant, "io_type": io_type, "architecture": {
-            "name": "unet", "base": cfg.base, "depth": cfg.depth, "residual": cfg.residual,
-            "parameters": int(model.count_params())}},
+        extra={"quantization": quant, "io_type": io_type, "architecture": _architecture(cfg, model)},
     )
     return ExportResult(out, side, quant, io_type, size, len(blob), tflite_ops(out))
+
+
+def _architecture(cfg, model) -> dict:
+    if cfg.arch == "unet":
+        arch = {"name": "unet", "base": cfg.base, "depth": cfg.depth, "residual": cfg.residual}
+    else:
+        arch = {"name": cfg.arch, "channels": cfg.channels, "head_channels": cfg.head_channels, "output_stride": 4}
+    arch["parameters"] = int(model.count_params())
+    return arch

@@ -34,7 +34,7 @@ from ..data import SegmentationDataset, median_frequency_weights, resize_image, 
 from ..errors import InvalidArgumentError, TrainingError
 from ..metrics import ConfusionMatrix, SegmentationMetrics
 
-__all__ = ["TrainConfig", "TrainResult", "train", "configure_threads", "load_run_config"]
+__all__ = ["TrainConfig", "TrainResult", "train", "configure_threads", "load_run_config", "model_from_config"]
 
 LOG_FIELDS = [
     "epoch", "lr", "train_loss", "train_miou", "val_loss", "val_miou", "val_pixel_acc", "seconds", "images_per_s",
@@ -50,6 +50,12 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     num_classes: Optional[int] = None  # None: from classes.json
+    arch: str = "unet"  # one of mtkseg.train.models.ARCHS
+    channels: int = 96  # *-fpn: decoder channels
+    head_channels: int = 64  # *-fpn: channels of the last (stride-4) refinement
+    pretrained: bool = True  # *-fpn: start the encoder from its ImageNet weights
+    encoder_lr_mult: float = 1.0  # encoder learning rate = lr * encoder_lr_mult
+    freeze_encoder_epochs: float = 0.0  # train only the decoder for this many epochs first
     base: int = 12
     depth: int = 5
     residual: bool = True
@@ -63,6 +69,13 @@ class TrainConfig:
     noise_std: float = 0.03
     color_jitter_p: float = 0.0
     color_jitter: float = 0.3
+    hue_p: float = 0.0
+    hue: float = 0.05
+    gamma_p: float = 0.0
+    cast_p: float = 0.0
+    cast: float = 0.15
+    blur_p: float = 0.0
+    sky_p: float = 0.0
     init_weights: Optional[str] = None  # start a fresh run from these weights (fine-tuning)
     epochs: int = 30
     batch_size: int = 8
@@ -83,14 +96,22 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.data:
             raise InvalidArgumentError("data: give the dataset folder (images/, masks/, classes.json)")
-        factor = 2 ** (self.depth - 1)
+        from .models import ARCHS
+
+        if self.arch not in ARCHS:
+            raise InvalidArgumentError(f"arch: expected one of {', '.join(ARCHS)}, got {self.arch!r}")
+        factor = 2 ** (self.depth - 1) if self.arch == "unet" else 32
+        rule = "2**(depth-1)" if self.arch == "unet" else "the encoder's stride"
         for name, size in (("input_size", self.input_size), ("crop_size", self.crop_size)):
             if size is None:
                 continue
             if len(size) != 2 or min(size) < factor or any(int(s) % factor for s in size):
-                raise InvalidArgumentError(
-                    f"{name}: {size} must be two sizes divisible by 2**(depth-1) = {factor}"
-                )
+                raise InvalidArgumentError(f"{name}: {size} must be two sizes divisible by {rule} = {factor}")
+        if not 0 < self.encoder_lr_mult <= 10 or self.freeze_encoder_epochs < 0:
+            raise InvalidArgumentError(
+                f"encoder_lr_mult must be in (0, 10] and freeze_encoder_epochs >= 0, got "
+                f"{self.encoder_lr_mult} and {self.freeze_encoder_epochs}"
+            )
         if self.epochs < 1 or self.batch_size < 1 or self.val_every < 1:
             raise InvalidArgumentError("epochs, batch_size and val_every must be >= 1")
         if self.lr <= 0 or self.l2 < 0:
@@ -193,7 +214,7 @@ class _Validator:
 
         @tf.function(reduce_retracing=True)
         def step(x, y):
-            logits = model(x, training=False)
+            logits = to_label_size(model(x, training=False), y)
             loss = masked_cross_entropy(y, logits, weights, ignore_index)
             return loss, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
@@ -228,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
                 f"{run_dir}: nothing to resume (needs state.json and last.weights.h5); drop --resume to start fresh"
             )
         saved, _ = load_run_config(run_dir)
-        for key in ("base", "depth", "residual", "num_classes"):
+        for key in ("arch", "base", "depth", "residual", "channels", "head_channels", "num_classes"):
             if getattr(saved, key) != getattr(config, key) and getattr(config, key) is not None:
                 raise TrainingError(
                     f"--resume: {key}={getattr(config, key)!r} differs from the run's {getattr(saved, key)!r}"
@@ -241,7 +262,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     import tensorflow as tf
 
     from .losses import conv_kernels, l2_penalty, learning_rate, masked_cross_entropy
-    from .models import count_macs, unet
+    from .models import count_macs
     from .pipeline import AugmentConfig, train_dataset
 
     keras.utils.set_random_seed(config.seed)
@@ -287,12 +308,16 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     (run_dir / "config.json").write_text(json.dumps(doc, indent=1))
 
     # ---- model / optimizer ----
-    model = unet(num_classes, base=config.base, depth=config.depth, residual=config.residual,
-                 bn_momentum=config.bn_momentum)
-    log(f"model: {model.count_params():,} parameters, "
+    model = model_from_config(config, num_classes)
+    log(f"model: {config.arch}, {model.count_params():,} parameters, "
         f"{count_macs(model, config.input_size) / 1e9:.2f} GMACs at {config.input_size[0]}x{config.input_size[1]}")
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr)
-    optimizer.build(model.trainable_variables)
+    if config.arch != "unet" and config.pretrained and not resume and not config.init_weights:
+        from .efficientnet_lite import load_imagenet_weights
+
+        variant = config.arch.split("-")[0]
+        load_imagenet_weights(model, variant)
+        log(f"encoder: ImageNet weights of EfficientNet-{variant.capitalize()}")
+    groups = _ParamGroups(model, config, keras)
     kernels = conv_kernels(model)
 
     start_epoch, best_miou, best_epoch = 0, -1.0, -1
@@ -308,7 +333,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         opt_path = run_dir / "last.optimizer.npz"
         if opt_path.is_file():
             saved_vars = np.load(opt_path)
-            vars_ = optimizer.variables
+            vars_ = groups.optimizer_variables()
             if len(saved_vars.files) == len(vars_):
                 for i, v in enumerate(vars_):
                     v.assign(saved_vars[f"v{i}"])
@@ -325,6 +350,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         flip_p=config.flip_p, brightness_p=config.brightness_p, noise_p=config.noise_p, noise_std=config.noise_std,
         color_jitter_p=config.color_jitter_p, color_jitter=config.color_jitter,
         scale_range=config.scale_range, crop_size=config.crop_size, ignore_index=classes.ignore_index,
+        hue_p=config.hue_p, hue=config.hue, gamma_p=config.gamma_p, cast_p=config.cast_p, cast=config.cast,
+        blur_p=config.blur_p, sky_p=config.sky_p, sky_class=_sky_class(classes.names) if config.sky_p > 0 else None,
     )
     base_scale = config.input_size[0] / native[0]
     images_t, masks_t = tf.constant(train_images), tf.constant(train_masks)
@@ -332,13 +359,13 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     steps = n_train // config.batch_size if n_train >= config.batch_size else 1
 
     @tf.function(reduce_retracing=True)
-    def train_step(x, y):
+    def train_step(x, y, frozen):
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)
+            logits = to_label_size(model(x, training=True), y)
             ce = masked_cross_entropy(y, logits, class_weights, classes.ignore_index)
             loss = ce + config.l2 * l2_penalty(kernels) if config.l2 > 0 else ce
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        groups.apply(grads, frozen)
         return ce, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
     validator = _Validator(model, val_images, val_masks, config.input_size, num_classes, classes.names,
@@ -354,8 +381,9 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         for step, (x, y) in enumerate(_progress(ds, steps, f"epoch {epoch}", config.progress)):
             lr = learning_rate(epoch + step / steps, config.lr, config.schedule, config.epochs,
                                config.lr_decay, config.lr_decay_every, config.warmup_epochs)
-            optimizer.learning_rate = lr
-            ce, pred = train_step(x, y)
+            groups.set_learning_rate(lr)
+            frozen = epoch + step / steps < config.freeze_encoder_epochs
+            ce, pred = train_step(x, y, frozen)
             ce = float(ce)
             if not math.isfinite(ce):
                 raise TrainingError(f"epoch {epoch} step {step}: loss is {ce}; lower --lr or check the data")
@@ -374,7 +402,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         history.append(row)
 
         model.save_weights(run_dir / "last.weights.h5")
-        np.savez(run_dir / "last.optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+        np.savez(run_dir / "last.optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(groups.optimizer_variables())})
         if val_metrics is not None and val_metrics.miou > best_miou:
             best_miou, best_epoch = float(val_metrics.miou), epoch
             shutil.copyfile(run_dir / "last.weights.h5", run_dir / "best.weights.h5")
@@ -394,6 +422,78 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     if best_epoch < 0:
         raise TrainingError(f"{run_dir}: no epoch was run (epochs={config.epochs}, resumed at {start_epoch})")
     return TrainResult(run_dir, best_epoch, best_miou, max(start_epoch, config.epochs) - 1, best_metrics, history)
+
+
+def model_from_config(config: TrainConfig, num_classes: int):
+    """The Keras model a run's config describes (random or ImageNet-free weights)."""
+    from .models import build_model
+
+    return build_model(config.arch, num_classes, base=config.base, depth=config.depth, residual=config.residual,
+                       channels=config.channels, head_channels=config.head_channels, bn_momentum=config.bn_momentum)
+
+
+def to_label_size(logits, labels):
+    """Bilinearly resize logits to the label map's size where the model predicts at a lower one."""
+    import tensorflow as tf
+
+    if logits.shape[1:3] == labels.shape[1:3]:
+        return logits
+    return tf.image.resize(logits, tf.shape(labels)[1:3], method="bilinear")
+
+
+def _sky_class(names: Sequence[str]) -> int:
+    for i, name in enumerate(names):
+        if name.lower() == "sky":
+            return i
+    raise TrainingError(f"sky recolouring needs a class named 'Sky'; the dataset has {list(names)}")
+
+
+class _ParamGroups:
+    """Adam for the decoder and, with its own learning rate, for the encoder (``encoder_lr_mult``).
+
+    A freeze phase updates only the decoder.  With a multiplier of 1 and no freeze, one
+    optimizer covers every variable (the UNet recipe, unchanged).
+    """
+
+    def __init__(self, model, config: TrainConfig, keras):
+        from .efficientnet_lite import is_encoder_layer
+
+        self.mult = float(config.encoder_lr_mult)
+        split = config.arch != "unet" and (self.mult != 1.0 or config.freeze_encoder_epochs > 0)
+        enc_ids = set()
+        if split:
+            for layer in model.layers:
+                if is_encoder_layer(layer.name):
+                    enc_ids.update(id(v) for v in layer.trainable_weights)
+        variables = model.trainable_variables
+        self.enc_index = [i for i, v in enumerate(variables) if id(v) in enc_ids]
+        self.dec_index = [i for i, v in enumerate(variables) if id(v) not in enc_ids]
+        self.variables = variables
+        self.dec = keras.optimizers.Adam(learning_rate=config.lr)
+        self.dec.build([variables[i] for i in self.dec_index])
+        self.enc = None
+        if self.enc_index:
+            self.enc = keras.optimizers.Adam(learning_rate=config.lr * self.mult)
+            self.enc.build([variables[i] for i in self.enc_index])
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.dec.learning_rate = lr
+        if self.enc is not None:
+            self.enc.learning_rate = lr * self.mult
+
+    def apply(self, grads, frozen) -> None:
+        import tensorflow as tf
+
+        self.dec.apply_gradients([(grads[i], self.variables[i]) for i in self.dec_index])
+        if self.enc is not None:
+            def update():
+                self.enc.apply_gradients([(grads[i], self.variables[i]) for i in self.enc_index])
+                return tf.constant(True)
+
+            tf.cond(tf.convert_to_tensor(frozen), lambda: tf.constant(False), update)
+
+    def optimizer_variables(self) -> list:
+        return list(self.dec.variables) + (list(self.enc.variables) if self.enc is not None else [])
 
 
 def _append_log(path: Path, row: dict) -> None:

@@ -21,7 +21,9 @@ from keras import layers
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["NearestUpsample2D", "unet", "count_params", "count_macs", "with_input_size"]
+__all__ = ["NearestUpsample2D", "unet", "lite_fpn", "build_model", "ARCHS", "count_params", "count_macs", "with_input_size"]
+
+ARCHS = ("unet", "lite0-fpn", "lite1-fpn", "lite2-fpn")
 
 
 @keras.saving.register_keras_serializable(package="mtkseg")
@@ -114,13 +116,81 @@ def unet(
     return keras.Model(inputs, logits, name=name)
 
 
+def _sep_conv(x, filters: int, name: str, momentum: float):
+    """Depthwise 3x3 + BN + ReLU, then pointwise 1x1 + BN + ReLU (a cheap 3x3 refinement)."""
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(layers.BatchNormalization(momentum=momentum, name=f"{name}_dw_bn")(x))
+    return _conv_bn(x, filters, 1, f"{name}_pw", momentum=momentum)
+
+
+def lite_fpn(
+    num_classes: int,
+    variant: str = "lite0",
+    channels: int = 96,
+    head_channels: int = 64,
+    input_shape: Tuple[Optional[int], Optional[int], int] = (None, None, 3),
+    name: Optional[str] = None,
+    bn_momentum: float = 0.9,
+) -> keras.Model:
+    """EfficientNet-Lite encoder + a light FPN decoder with logits at 1/4 of the input.
+
+    The decoder gates the stride-32 features with a global-context branch (LR-ASPP's
+    ``sigmoid(conv(global pool))``), then walks down strides 16, 8 and 4: nearest 2x upsample,
+    add a 1x1 projection of the encoder's features, refine with a depthwise-separable 3x3.
+    Every op converts to a plain TFLite builtin that XNNPACK runs and int8 quantises well
+    (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, LOGISTIC, RESIZE_NEAREST_NEIGHBOR).
+
+    Input height and width must be multiples of 32.  Returns a Keras model mapping RGB in
+    [0, 1] ``(B, H, W, 3)`` to logits ``(B, H/4, W/4, num_classes)``; the Segmenter resizes them
+    to the frame.
+    """
+    from .efficientnet_lite import VARIANTS, encoder_features
+
+    if variant not in VARIANTS:
+        raise InvalidArgumentError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
+    for arg, value in (("num_classes", num_classes), ("channels", channels), ("head_channels", head_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(f"{arg}: expected an integer >= 1, got {value!r}")
+    if len(input_shape) != 3 or input_shape[2] != 3:
+        raise InvalidArgumentError(f"input_shape: expected (H, W, 3), got {input_shape!r}")
+    for dim in input_shape[:2]:
+        if dim is not None and dim % 32:
+            raise InvalidArgumentError(f"input_shape: {input_shape[:2]} must be divisible by 32")
+    m = bn_momentum
+    inputs = keras.Input(shape=input_shape, name="image")
+    c4, c8, c16, c32 = encoder_features(inputs, variant, bn_momentum)
+    # global context gate on the deepest features
+    ctx = layers.GlobalAveragePooling2D(keepdims=True, name="dec_ctx_pool")(c32)
+    ctx = layers.Conv2D(channels, 1, activation="sigmoid", name="dec_ctx_conv")(ctx)
+    x = _conv_bn(c32, channels, 1, "dec_p32", momentum=m)
+    x = layers.Multiply(name="dec_ctx_gate")([x, ctx])
+    for stride, skip in ((16, c16), (8, c8), (4, c4)):
+        x = NearestUpsample2D(name=f"dec_up{stride}")(x)
+        lateral = _conv_bn(skip, channels, 1, f"dec_lat{stride}", momentum=m)
+        x = layers.Add(name=f"dec_add{stride}")([x, lateral])
+        x = _sep_conv(x, head_channels if stride == 4 else channels, f"dec_ref{stride}", m)
+    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    return keras.Model(inputs, logits, name=name or f"mtkseg_{variant}_fpn")
+
+
+def build_model(arch: str, num_classes: int, **kw) -> keras.Model:
+    """Build one of :data:`ARCHS` (``unet`` takes base/depth/residual, ``*-fpn`` channels)."""
+    if arch == "unet":
+        keys = ("base", "depth", "residual", "bn_momentum")
+        return unet(num_classes, **{k: v for k, v in kw.items() if k in keys})
+    if arch in ARCHS:
+        keys = ("channels", "head_channels", "bn_momentum")
+        return lite_fpn(num_classes, variant=arch.split("-")[0], **{k: v for k, v in kw.items() if k in keys})
+    raise InvalidArgumentError(f"arch: expected one of {ARCHS}, got {arch!r}")
+
+
 def count_params(model: keras.Model) -> int:
     """Number of parameters (trainable and BatchNorm statistics)."""
     return int(model.count_params())
 
 
 def count_macs(model: keras.Model, input_hw: Sequence[int]) -> int:
-    """Multiply-accumulates of one forward pass at ``input_hw`` (convolutions only).
+    """Multiply-accumulates of one forward pass at ``input_hw`` (convolutions and depthwise convolutions).
 
     Counts every Conv2D as ``H_out * W_out * k_h * k_w * C_in * C_out``; BN/ReLU/add/pool/resize
     are elementwise and negligible next to the convolutions (and BN folds into the conv).
@@ -129,7 +199,11 @@ def count_macs(model: keras.Model, input_hw: Sequence[int]) -> int:
     fixed = with_input_size(model, (h, w))
     total = 0
     for layer in fixed.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, layers.DepthwiseConv2D):
+            out = layer.output.shape
+            kh, kw, cin, mult = layer.kernel.shape
+            total += int(out[1]) * int(out[2]) * int(kh) * int(kw) * int(cin) * int(mult)
+        elif isinstance(layer, layers.Conv2D):
             out = layer.output.shape
             kh, kw, cin, cout = layer.kernel.shape
             total += int(out[1]) * int(out[2]) * int(kh) * int(kw) * int(cin) * int(cout)

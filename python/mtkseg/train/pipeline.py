@@ -14,10 +14,18 @@ Per sample, in order (each step switchable in :class:`AugmentConfig`):
    ``brightness_p``; optional colour jitter (contrast, saturation, brightness, each
    ``x U(1-j, 1+j)``) with probability ``color_jitter_p`` (off by default); gaussian noise with
    probability ``noise_p``; all clipped to [0, 1].
+5. the stronger photometric set for domain shift (all off by default): hue rotation
+   ``U(-hue, hue)`` turns (``hue_p``), gamma ``U(gamma_range)`` (``gamma_p``), a per-channel
+   colour cast ``x U(1-cast, 1+cast)`` (``cast_p``), a gaussian blur of sigma ``U(0.3, blur_sigma)``
+   (``blur_p``), and *sky recolouring* (``sky_p``): pixels labelled ``sky_class`` are blended
+   towards a random clear-sky blue with a vertical gradient, keeping their texture, because
+   the training skies (CamVid: overcast Cambridge) are grey while real dash-cam skies are
+   often blue.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
@@ -43,9 +51,20 @@ class AugmentConfig:
     scale_range: Optional[Tuple[float, float]] = (0.75, 1.5)
     crop_size: Optional[Tuple[int, int]] = None
     ignore_index: int = 255
+    hue_p: float = 0.0
+    hue: float = 0.05
+    gamma_p: float = 0.0
+    gamma_range: Tuple[float, float] = (0.7, 1.5)
+    cast_p: float = 0.0
+    cast: float = 0.15
+    blur_p: float = 0.0
+    blur_sigma: float = 1.5
+    sky_p: float = 0.0
+    sky_class: Optional[int] = None
 
     def validate(self) -> None:
-        for name in ("flip_p", "brightness_p", "noise_p", "color_jitter_p"):
+        for name in ("flip_p", "brightness_p", "noise_p", "color_jitter_p", "hue_p", "gamma_p", "cast_p",
+                     "blur_p", "sky_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise InvalidArgumentError(f"{name}: a probability in [0, 1] is needed, got {p}")
@@ -60,6 +79,16 @@ class AugmentConfig:
             raise InvalidArgumentError(f"scale_range: need 0 < min <= max, got {self.scale_range}")
         if self.crop_size is not None and min(self.crop_size) < 1:
             raise InvalidArgumentError(f"crop_size: must be positive, got {self.crop_size}")
+        if not 0 <= self.hue <= 0.5:
+            raise InvalidArgumentError(f"hue: a fraction of a turn in [0, 0.5] is needed, got {self.hue}")
+        if not 0 < self.gamma_range[0] <= self.gamma_range[1]:
+            raise InvalidArgumentError(f"gamma_range: need 0 < low <= high, got {self.gamma_range}")
+        if not 0 <= self.cast < 1:
+            raise InvalidArgumentError(f"cast: strength in [0, 1) needed, got {self.cast}")
+        if not 0.3 <= self.blur_sigma <= 5:
+            raise InvalidArgumentError(f"blur_sigma: must be in [0.3, 5], got {self.blur_sigma}")
+        if self.sky_p > 0 and self.sky_class is None:
+            raise InvalidArgumentError("sky_p > 0 needs sky_class (the index of the sky label)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,9 +181,53 @@ def augment_sample(
         noise = tf.random.stateless_normal(tf.shape(img), seed=seed + tf.constant([0, 8], tf.int64))
         use = _uniform(seed, 7) < cfg.noise_p
         img = tf.where(use, tf.clip_by_value(img + cfg.noise_std * noise, 0.0, 1.0), img)
+    img = _domain_shift(img, msk, seed, cfg)
     img = tf.ensure_shape(img, [ch, cw, 3])
     msk = tf.ensure_shape(msk, [ch, cw])
     return img, msk
+
+
+def _domain_shift(img: tf.Tensor, msk: tf.Tensor, seed, cfg: AugmentConfig) -> tf.Tensor:
+    """Step 5 of the module docstring, on a float [0, 1] image."""
+    if cfg.sky_p > 0:
+        use = _uniform(seed, 20) < cfg.sky_p
+        h = tf.shape(img)[0]
+        # zenith and horizon colours of a clear sky, randomised around typical photos
+        top = tf.stack([_uniform(seed, 21, 0.15, 0.45), _uniform(seed, 22, 0.35, 0.65), _uniform(seed, 23, 0.65, 0.95)])
+        bottom = tf.stack([_uniform(seed, 24, 0.55, 0.8), _uniform(seed, 25, 0.65, 0.88), _uniform(seed, 26, 0.8, 1.0)])
+        t = tf.reshape(tf.linspace(0.0, 1.0, h), [-1, 1, 1]) * _uniform(seed, 27, 0.5, 1.5)
+        sky = top + (bottom - top) * tf.clip_by_value(t, 0.0, 1.0)
+        gray = tf.reduce_mean(img, axis=-1, keepdims=True)
+        texture = gray / tf.maximum(tf.reduce_mean(gray), 1e-3)  # clouds and haze stay visible
+        recoloured = tf.clip_by_value(sky * (0.7 + 0.3 * texture), 0.0, 1.0)
+        alpha = _uniform(seed, 28, 0.5, 1.0)
+        is_sky = tf.cast(tf.equal(msk, cfg.sky_class), tf.float32)[..., None] * alpha
+        img = tf.where(use, img * (1 - is_sky) + recoloured * is_sky, img)
+    if cfg.hue_p > 0 and cfg.hue > 0:
+        use = _uniform(seed, 30) < cfg.hue_p
+        img = tf.where(use, tf.clip_by_value(tf.image.adjust_hue(img, _uniform(seed, 31, -cfg.hue, cfg.hue)), 0.0, 1.0), img)
+    if cfg.cast_p > 0 and cfg.cast > 0:
+        use = _uniform(seed, 32) < cfg.cast_p
+        gains = _uniform(seed, 33, 1 - cfg.cast, 1 + cfg.cast, shape=(3,))
+        img = tf.where(use, tf.clip_by_value(img * gains, 0.0, 1.0), img)
+    if cfg.gamma_p > 0:
+        use = _uniform(seed, 34) < cfg.gamma_p
+        gamma = _uniform(seed, 35, cfg.gamma_range[0], cfg.gamma_range[1])
+        img = tf.where(use, tf.pow(tf.maximum(img, 1e-6), gamma), img)
+    if cfg.blur_p > 0:
+        use = _uniform(seed, 36) < cfg.blur_p
+        sigma = _uniform(seed, 37, 0.3, cfg.blur_sigma)
+        r = int(math.ceil(3 * cfg.blur_sigma))
+        xs = tf.range(-r, r + 1, dtype=tf.float32)
+        k = tf.exp(-0.5 * tf.square(xs / sigma))
+        k = k / tf.reduce_sum(k)
+        kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1])
+        ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1])
+        padded = tf.pad(img[None], [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")
+        blurred = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
+        blurred = tf.nn.depthwise_conv2d(blurred, ky, [1, 1, 1, 1], "VALID")[0]
+        img = tf.where(use, blurred, img)
+    return img
 
 
 def train_dataset(
