@@ -8,6 +8,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from conftest import require_shared
 from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, smooth_frame
 
 import mtkseg
@@ -557,8 +558,7 @@ def test_invalid_options(kwargs):
 
 def test_camvid_images():
     folder = SHARED_DATA / "camvid" / "images" / "test"
-    if not folder.is_dir():
-        pytest.skip(f"shared CamVid data not found at {folder}")
+    require_shared(folder)
     paths = sorted(folder.glob("*.png"))[:3]
     seg8 = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu")
     seg32 = mtkseg.Segmenter(model_path("float32"), delegate="cpu")

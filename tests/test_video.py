@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import require_shared
 from fixtures.reference import smooth_frame
 
 from mtkseg import ops, viz
@@ -258,8 +259,7 @@ def test_http_url_source(clip: Path) -> None:
 
 
 def test_real_clip_source() -> None:
-    if not REAL_CLIP.exists():
-        pytest.skip(f"{REAL_CLIP} not present (shared/ not laid out beside the repository)")
+    require_shared(REAL_CLIP)
     with video.open_source(REAL_CLIP) as src:
         assert src.size == (540, 960) and src.fps == 25.0 and src.frame_count == 221
         ts = [f.timestamp_ms for _, f in zip(range(5), src)]
@@ -682,8 +682,7 @@ def test_stream_stats_percentiles_and_summary() -> None:
 
 
 def test_real_clip_pipeline_with_fake_segmenter(tmp_path: Path) -> None:
-    if not REAL_CLIP.exists():
-        pytest.skip(f"{REAL_CLIP} not present")
+    require_shared(REAL_CLIP)
     out = tmp_path / "real.mp4"
     stats = video.process(REAL_CLIP, FakeSegmenter(), sink=out, max_frames=20, smoothing="mode3")
     assert stats.frames_processed == 20 and count_frames(out) == 20
@@ -909,8 +908,7 @@ def test_workers_end_cleanly_on_truncation_break_and_close(int8_model: Path, cli
 def test_real_segmenter_process_real_clip(int8_model: Path, tmp_path: Path) -> None:
     from mtkseg.segmenter import Segmenter
 
-    if not REAL_CLIP.exists():
-        pytest.skip(f"{REAL_CLIP} not present")
+    require_shared(REAL_CLIP)
     out = tmp_path / "annotated.mp4"
     stats = video.process(REAL_CLIP, Segmenter(str(int8_model)), sink=out, every=10, smoothing="ema")
     assert stats.frames_processed == 23 and stats.frames_skipped == 221 - 23

@@ -189,7 +189,7 @@ class Segmenter:
         self._upsample = _choice(upsample, ("nearest", "bilinear"), "upsample")
         self._interpolation = _choice(interpolation, ("linear", "area", "auto"), "interpolation")
         self._output_size = _size_arg(output_size, "output_size")
-        if model is None:
+        if model is None or (isinstance(model, str) and model == "default" and not os.path.exists(model)):
             found = default_model_path()
             if found is None:
                 raise ModelError(
