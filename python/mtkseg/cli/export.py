@@ -57,5 +57,8 @@ def handler(args: argparse.Namespace) -> int:
     ops = ", ".join(f"{k}x{v}" for k, v in sorted(res.ops.items()))
     print(f"wrote {res.model_path} ({res.size_bytes / 1e6:.2f} MB, {res.quant}, io {res.io_type}, "
           f"input {res.input_size[0]}x{res.input_size[1]}) and {res.sidecar_path}")
+    print(f"weights: {res.weights_path}" + ("" if res.weights_path.name == "best.weights.h5" or
+                                           str(args.checkpoint).endswith(".weights.h5") else
+                                           "  (note: no best.weights.h5 in the run directory; exported the last epoch)"))
     print(f"ops: {ops}")
     return 0

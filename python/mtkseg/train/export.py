@@ -39,6 +39,7 @@ class ExportResult:
     input_size: Tuple[int, int]
     size_bytes: int
     ops: Dict[str, int] = field(default_factory=dict)
+    weights_path: Optional[Path] = None  # the checkpoint that was converted
 
 
 def resolve_checkpoint(checkpoint: PathLike) -> Tuple[Path, Path]:
@@ -183,7 +184,7 @@ def export_tflite(
         dataset=dataset_name, license_text=license_text,
         extra={"quantization": quant, "io_type": io_type, "architecture": _architecture(cfg, model)},
     )
-    return ExportResult(out, side, quant, io_type, size, len(blob), tflite_ops(out))
+    return ExportResult(out, side, quant, io_type, size, len(blob), tflite_ops(out), weights_path)
 
 
 def _architecture(cfg, model) -> dict:

@@ -5,8 +5,8 @@
 output (no softmax: argmax of logits is the prediction, and the TFLite graph stays int8
 end to end).
 
-The upsampling layer resizes with ``tf.image.resize(..., "nearest")``, which converts to a
-single ``RESIZE_NEAREST_NEIGHBOR`` TFLite op (Keras 3 ``UpSampling2D`` converts to
+The upsampling layer resizes with ``keras.ops.image.resize(..., "nearest")`` (on TensorFlow:
+``tf.image.resize``), which converts to a single ``RESIZE_NEAREST_NEIGHBOR`` TFLite op (Keras 3 ``UpSampling2D`` converts to
 TILE/RESHAPE chains that XNNPACK cannot fuse).  The model is fully convolutional: build it
 with ``input_shape=(None, None, 3)`` to train on crops and with a fixed shape to export.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import keras
-import tensorflow as tf
 from keras import layers
 
 from ..errors import InvalidArgumentError
@@ -35,9 +34,11 @@ class NearestUpsample2D(layers.Layer):
         if h is not None and w is not None:
             size = (2 * int(h), 2 * int(w))
         else:
-            size = tf.shape(x)[1:3] * 2
-        y = tf.image.resize(x, size, method="nearest")
-        return tf.cast(y, x.dtype)
+            shape = keras.ops.shape(x)
+            size = (shape[1] * 2, shape[2] * 2)
+        # backend-neutral; on TensorFlow this is tf.image.resize(nearest) -> RESIZE_NEAREST_NEIGHBOR
+        y = keras.ops.image.resize(x, size, interpolation="nearest", data_format="channels_last")
+        return keras.ops.cast(y, x.dtype)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
