@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,17 @@ void require_nonempty(const py::array& a, const char* what);
 void require_c_contiguous(const py::array& a, const char* what);
 void require_writeable(const py::array& a, const char* what);
 void require_finite(double v, const char* what);
+// Kernels index pixels with int: every dimension and the element count must fit int32.
+void require_int_dims(const py::array& a, const char* what);
+
+// Element i of a T array that may not be aligned to alignof(T) (numpy allows such views);
+// memcpy compiles to a plain load where unaligned loads are legal.
+template <typename T>
+inline T load_unaligned(const void* base, int64_t i) {
+    T v;
+    std::memcpy(&v, static_cast<const char*>(base) + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+    return v;
+}
 
 // IEEE half <-> float with round-to-nearest-even (numpy's astype semantics).
 uint16_t float_to_half(float f);
@@ -48,9 +60,11 @@ const float* half_table();
 int num_threads();
 void set_num_threads(int n);
 
-// Runs fn(begin, end) over [0, n) split into up to num_threads() chunks; chunks smaller
-// than min_chunk are not split.  fn must not throw.
-void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
+// Runs fn(begin, end) over [0, n) split into up to `threads` chunks (0: num_threads(), read
+// once); chunks smaller than min_chunk are not split.  A kernel that sizes per-chunk buffers
+// must read num_threads() once itself and pass it here, since set_num_threads may run
+// concurrently.  fn must not throw.
+void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads = 0);
 
 // Work (element operations) below which a kernel stays on the calling thread.  Starting a
 // thread costs tens of microseconds, and on a small device the other core is usually busy

@@ -23,7 +23,8 @@ template <typename G, typename P>
 int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C, int64_t ignore,
                           int64_t* out) {
     std::atomic<int64_t> bad{-1};
-    std::vector<std::vector<int64_t>> partial(static_cast<size_t>(num_threads()));
+    const int threads = num_threads();  // read once: it sizes `partial` and bounds the chunks
+    std::vector<std::vector<int64_t>> partial(static_cast<size_t>(threads));
     std::atomic<int> slot{0};
     parallel_for(n, kMinParallelPixels, [&](int64_t b, int64_t e) {
         std::vector<int64_t>& hist = partial[static_cast<size_t>(slot.fetch_add(1))];
@@ -40,7 +41,7 @@ int64_t confusion_generic(const void* gt, const void* pred, int64_t n, int64_t C
             }
             ++hist[static_cast<size_t>(g * C + p)];
         }
-    });
+    }, threads);
     if (bad.load() >= 0) return bad.load();
     for (auto& hist : partial)
         for (size_t k = 0; k < hist.size(); ++k) out[k] += hist[k];
@@ -59,7 +60,7 @@ int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t 
         col_of[v] = static_cast<uint32_t>(v < C ? v : bad_col);
     }
     const size_t cells = static_cast<size_t>(rows * cols);
-    const int threads = num_threads();
+    const int threads = num_threads();  // read once: it sizes `totals` and bounds the chunks
     std::vector<std::vector<uint64_t>> totals(static_cast<size_t>(threads));
     std::atomic<int> slot{0};
     parallel_for(n, kMinParallelPixels, [&](int64_t b, int64_t e) {
@@ -86,7 +87,7 @@ int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t 
                 h0[k] = h1[k] = h2[k] = h3[k] = 0;
             }
         }
-    });
+    }, threads);
     std::vector<uint64_t> sum(cells, 0);
     for (auto& t : totals)
         for (size_t k = 0; k < t.size(); ++k) sum[k] += t[k];

@@ -83,6 +83,15 @@ void require_finite(double v, const char* what) {
     if (!std::isfinite(v)) throw ArgumentError(std::string(what) + ": must be a finite number, got " + std::to_string(v));
 }
 
+void require_int_dims(const py::array& a, const char* what) {
+    constexpr int64_t kMax = 2147483647;  // INT32_MAX
+    bool too_big = static_cast<int64_t>(a.size()) > kMax;
+    for (int k = 0; k < a.ndim(); ++k) too_big |= static_cast<int64_t>(a.shape(k)) > kMax;
+    if (too_big)
+        throw ArgumentError(std::string(what) + ": shape " + shape_str(a) +
+                            " is too large: kernels index with int32, so at most 2**31-1 elements");
+}
+
 uint16_t float_to_half(float f) {
     uint32_t x;
     std::memcpy(&x, &f, 4);
@@ -159,9 +168,10 @@ void set_num_threads(int n) {
     g_threads.store(n);
 }
 
-void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads) {
     if (n <= 0) return;
-    int64_t chunks = std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk)));
+    if (threads <= 0) threads = num_threads();
+    int64_t chunks = std::min<int64_t>(threads, std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk)));
     if (chunks <= 1) {
         fn(0, n);
         return;

@@ -19,27 +19,35 @@ struct ScoreView {
     int64_t base;        // element offset of the crop's top-left
 };
 
+// Tensors may be unaligned views (numpy allows it): every element read goes through memcpy.
 template <typename T>
 inline float load(const ScoreView& v, int64_t off) {
-    return static_cast<float>(static_cast<const T*>(v.data)[off]);
+    return static_cast<float>(load_unaligned<T>(v.data, off));
 }
 template <>
 inline float load<uint16_t>(const ScoreView& v, int64_t off) {
-    return half_table()[static_cast<const uint16_t*>(v.data)[off]];
+    return half_table()[load_unaligned<uint16_t>(v.data, off)];
 }
 
-// Argmax over classes at (y, x) of the crop; ties go to the lowest class (numpy's rule).
+// Whether score s replaces `best` in an argmax: larger wins, ties keep the lower class, and
+// the first NaN wins for good (np.argmax's rule).  Integers are never NaN: the extra test folds away.
+template <typename T>
+inline bool beats(T s, T best) {
+    return s > best || (s != s && best == best);
+}
+
+// Argmax over classes at (y, x) of the crop (np.argmax's rules, see beats()).
 // Branch-free selects: real logits change winner unpredictably near class borders.
 template <typename T>
 inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
     const int64_t off = v.base + y * v.sy + x * v.sx;
     if (v.sc == 1 && !std::is_same<T, uint16_t>::value) {
-        const T* p = static_cast<const T*>(v.data) + off;
-        T best = p[0];
+        T best = load_unaligned<T>(v.data, off);
         int idx = 0;
         for (int c = 1; c < v.c; ++c) {
-            const bool gt = p[c] > best;
-            best = gt ? p[c] : best;
+            const T s = load_unaligned<T>(v.data, off + c);
+            const bool gt = beats(s, best);
+            best = gt ? s : best;
             idx = gt ? c : idx;
         }
         return static_cast<uint8_t>(idx);
@@ -48,7 +56,7 @@ inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
     int idx = 0;
     for (int c = 1; c < v.c; ++c) {
         const float s = load<T>(v, off + c * v.sc);
-        const bool gt = s > best;
+        const bool gt = beats(s, best);
         best = gt ? s : best;
         idx = gt ? c : idx;
     }
@@ -167,7 +175,7 @@ void bilinear_argmax(const ScoreView& v, const uint8_t* A, uint8_t* out, int H, 
                 int idx = 0;
                 for (int c = 1; c < v.c; ++c) {
                     const float val = left[c] * (1.f - s.w) + right[c] * s.w;
-                    const bool gt = val > best;
+                    const bool gt = beats(val, best);
                     best = gt ? val : best;
                     idx = gt ? c : idx;
                 }
@@ -215,6 +223,7 @@ ScoreView score_view(const py::array& a, const char* what, Crop crop, bool has_c
         require_ndim(a, what, {2});
     }
     require_nonempty(a, what);
+    require_int_dims(a, what);
     const int h = static_cast<int>(a.shape(0)), w = static_cast<int>(a.shape(1));
     const int c = has_channels ? static_cast<int>(a.shape(2)) : 1;
     if (has_channels && c > 255)
@@ -237,6 +246,7 @@ void check_mask_out(const py::array& out, const char* what) {
     require_dtype(out, what, {DType::U8});
     require_ndim(out, what, {2});
     require_nonempty(out, what);
+    require_int_dims(out, what);
     require_c_contiguous(out, what);
     require_writeable(out, what);
 }
@@ -289,11 +299,11 @@ void labels_resize(const py::array& labels, py::array& out, Crop crop) {
                 const int64_t off = v.base + y * v.sy + x * v.sx;
                 int64_t val;
                 if (dt == DType::U8)
-                    val = static_cast<const uint8_t*>(v.data)[off];
+                    val = load_unaligned<uint8_t>(v.data, off);
                 else if (dt == DType::I32)
-                    val = static_cast<const int32_t*>(v.data)[off];
+                    val = load_unaligned<int32_t>(v.data, off);
                 else
-                    val = static_cast<const int64_t*>(v.data)[off];
+                    val = load_unaligned<int64_t>(v.data, off);
                 if (val < 0 || val > 255) {
                     bad = true;
                     bad_value = val;
@@ -362,6 +372,7 @@ void confidence_resize(const py::array& logits, py::array& out, Crop crop, int m
     require_dtype(out, "out", {DType::F32});
     require_ndim(out, "out", {2});
     require_nonempty(out, "out");
+    require_int_dims(out, "out");
     require_c_contiguous(out, "out");
     require_writeable(out, "out");
     check_mode(mode);

@@ -416,6 +416,7 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
     require_dtype(src, "frame", {DType::U8});
     require_ndim(src, "frame", {2, 3});
     require_nonempty(src, "frame");
+    require_int_dims(src, "frame");
     if (src_format < 0 || src_format > 4) throw ArgumentError("src_format: unknown pixel format code");
     const auto sf = static_cast<PixelFormat>(src_format);
     const int src_c = src.ndim() == 2 ? 1 : static_cast<int>(src.shape(2));
@@ -429,6 +430,7 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
     require_writeable(dst, "out");
     require_ndim(dst, "out", {3, 4});
     require_nonempty(dst, "out");
+    require_int_dims(dst, "out");
     const int off = dst.ndim() == 4 ? 1 : 0;
     if (off && dst.shape(0) != 1) throw ArgumentError("out: batch size must be 1, got shape " + shape_str(dst));
     const int ax_c = nchw ? off : off + 2, ax_y = nchw ? off + 1 : off, ax_x = nchw ? off + 2 : off + 1;

@@ -21,7 +21,7 @@ void ema_update(py::array& state, const py::array& logits, double momentum, doub
     require_finite(scale, "scale");
     if (scale <= 0.0) throw ArgumentError("scale: must be > 0");
     const int64_t n = logits.size();
-    auto* s = static_cast<float*>(state.mutable_data());
+    auto* s = static_cast<float*>(state.mutable_data());  // possibly unaligned: accessed via memcpy
     const float keep = init ? 0.f : static_cast<float>(momentum), take = 1.f - keep;
     const float sc = static_cast<float>(scale), zp = static_cast<float>(zero_point);
     const DType dt = dtype_of(logits);
@@ -31,13 +31,15 @@ void ema_update(py::array& state, const py::array& logits, double momentum, doub
         for (int64_t i = b; i < e; ++i) {
             float x;
             switch (dt) {
-                case DType::F32: x = static_cast<const float*>(src)[i]; break;
-                case DType::F16: x = half_table()[static_cast<const uint16_t*>(src)[i]]; break;
+                // memcpy loads: logits may be an unaligned view
+                case DType::F32: x = load_unaligned<float>(src, i); break;
+                case DType::F16: x = half_table()[load_unaligned<uint16_t>(src, i)]; break;
                 case DType::I8: x = static_cast<float>(static_cast<const int8_t*>(src)[i]); break;
                 default: x = static_cast<float>(static_cast<const uint8_t*>(src)[i]); break;
             }
             const float z = sc * (x - zp);
-            s[i] = init ? z : keep * s[i] + take * z;
+            const float v = init ? z : keep * load_unaligned<float>(s, i) + take * z;
+            std::memcpy(s + i, &v, sizeof v);  // state may be unaligned too
         }
     });
 }

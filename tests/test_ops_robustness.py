@@ -74,3 +74,88 @@ def test_byte_swapped_arrays_are_rejected_not_misread():
         ops.postprocess(np.zeros((4, 4, 3), ">f4"), kind="logits")
     with pytest.raises(MtksegError, match="dtype"):
         ops.preprocess(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), ">f4"))
+
+
+def _run_isolated(code: str, timeout: float = 120) -> "subprocess.CompletedProcess":
+    """Run ``code`` in a fresh interpreter, so a native crash fails the test instead of pytest."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def test_confusion_matrix_survives_concurrent_set_num_threads():
+    """The kernel sized its per-thread buffers from one read of the thread count and split
+    the work by another: a concurrent set_num_threads overflowed the heap."""
+    code = """
+import threading, time
+import numpy as np
+from mtkseg import ops
+rng = np.random.default_rng(0)
+gt = rng.integers(0, 19, (720, 1280), dtype=np.uint8)
+pred = rng.integers(0, 19, (720, 1280), dtype=np.uint8)
+expected = np.bincount(gt.astype(np.int64).ravel() * 19 + pred.ravel(), minlength=19 * 19).reshape(19, 19)
+stop = threading.Event()
+def hammer():
+    n = 0
+    while not stop.is_set():
+        ops.set_num_threads(1 + n % 8)
+        n += 1
+t = threading.Thread(target=hammer)
+t.start()
+try:
+    t_end = time.monotonic() + 4
+    runs = 0
+    while time.monotonic() < t_end:
+        for g, p in ((gt, pred), (gt.astype(np.int32), pred.astype(np.int32))):
+            cm = ops.confusion_matrix(g, p, 19)
+            assert np.array_equal(cm, expected), "wrong counts"
+        runs += 1
+finally:
+    stop.set()
+    t.join()
+    ops.set_num_threads(0)
+print("ok", runs)
+"""
+    proc = _run_isolated(code)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.startswith("ok")
+
+
+def test_frame_wider_than_int32_is_rejected_not_a_crash():
+    code = """
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from mtkseg import ops
+from mtkseg.errors import InvalidArgumentError
+base = np.zeros(3, np.uint8)
+frame = as_strided(base, shape=(2, 2**31, 3), strides=(0, 0, 1))  # no memory behind it
+out = np.zeros((1, 8, 8, 3), np.float32)
+try:
+    ops.preprocess(frame, out)
+except InvalidArgumentError as exc:
+    assert "frame" in str(exc) and "2**31" in str(exc), str(exc)
+    print("ok")
+"""
+    proc = _run_isolated(code)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int8])
+def test_unaligned_views_read_correctly(rng, dtype):
+    """numpy allows arrays whose data is not aligned to the item size; the kernels read them
+    through memcpy (the typed loads they replaced were undefined behaviour)."""
+    logits = rng.normal(0, 4, (6, 7, 5)).astype(dtype)
+    raw = np.zeros(logits.nbytes + 1, np.uint8)
+    unaligned = raw[1:].view(dtype).reshape(logits.shape)
+    unaligned[...] = logits
+    assert not unaligned.flags.aligned or np.dtype(dtype).itemsize == 1
+    for mode in ("nearest", "bilinear"):
+        assert np.array_equal(ops.postprocess(unaligned, (13, 11), mode=mode), ops.postprocess(logits, (13, 11), mode=mode))
+    assert np.array_equal(ops.ema_update(None, unaligned, 0.5), ops.ema_update(None, logits, 0.5))
+    labels = rng.integers(0, 9, (5, 6)).astype(np.int32)
+    raw = np.zeros(labels.nbytes + 1, np.uint8)
+    ul = raw[1:].view(np.int32).reshape(labels.shape)
+    ul[...] = labels
+    assert np.array_equal(ops.postprocess(ul, (10, 12), kind="labels"), ops.postprocess(labels, (10, 12), kind="labels"))
