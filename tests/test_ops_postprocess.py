@@ -220,3 +220,36 @@ def test_rejects_bad_out_and_crop():
         ops.confidence(logits, None, 3)
     with pytest.raises(InvalidArgumentError, match="scale"):
         ops.confidence(logits, None, scale=float("nan"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_nan_logits_follow_numpy_argmax(rng, dtype):
+    """A NaN score wins its pixel, the first NaN among several (np.argmax's rule)."""
+    logits = rng.normal(0, 3, (9, 8, 6)).astype(dtype)
+    where = rng.random(logits.shape) < 0.15
+    logits[where] = np.nan
+    logits[0, 0] = np.nan
+    logits[0, 1, 3:] = np.nan
+    logits[0, 2, 5] = np.nan
+    expected = np.argmax(logits, axis=-1).astype(np.uint8)
+    assert np.array_equal(ops.postprocess(logits), expected)
+    strided = np.transpose(np.ascontiguousarray(np.transpose(logits, (2, 0, 1))), (1, 2, 0))  # class stride != 1
+    assert np.array_equal(ops.postprocess(strided), expected)
+    assert np.array_equal(ops.postprocess(logits, (18, 16)), cv2.resize(expected, (16, 18), interpolation=cv2.INTER_NEAREST))
+    # bilinear: the same rule on the interpolated scores; a NaN pixel takes its first NaN class
+    one = np.zeros((2, 2, 3), dtype)
+    one[..., 0] = 1.0
+    one[:, :, 2] = np.nan
+    assert np.all(ops.postprocess(one, (4, 4), mode="bilinear") == 2)
+
+
+@pytest.mark.parametrize("size", [(2**31, 1), (1, 2**31), (70000, 10), (65536, 65536), (True, 4), (4, False)])
+def test_rejects_sizes_beyond_int32_and_memory(size):
+    """(2**31, 1) used to return an unwritten 2 GiB mask; bools passed as 1 and 0."""
+    error = InvalidTypeError if any(isinstance(v, bool) for v in size) else InvalidArgumentError
+    with pytest.raises(error, match="size"):
+        ops.postprocess(np.zeros((4, 4, 3), np.float32), size)
+    with pytest.raises(error, match="size"):
+        ops.confidence(np.zeros((4, 4, 3), np.float32), size)
+    with pytest.raises(error, match="size"):
+        ops.postprocess(np.zeros((4, 4), np.int32), size, kind="labels")

@@ -34,6 +34,9 @@ __all__ = [
     "mode3",
     "get_num_threads",
     "set_num_threads",
+    "check_size",
+    "MAX_OUTPUT_SIDE",
+    "MAX_ELEMENTS",
 ]
 
 _SRC_FORMATS = {"gray": 0, "rgb": 1, "bgr": 2, "rgba": 3, "bgra": 4}
@@ -98,13 +101,39 @@ def _choice(value: str, options: dict, name: str) -> int:
     return options[value.lower()]
 
 
-def _size(size: Optional[Sequence[int]], name: str) -> Size:
-    if size is None or len(size) != 2:
+#: Largest height or width of a mask/map these functions (and ``Segmenter(output_size=)``) allocate.
+MAX_OUTPUT_SIDE = 65536
+#: Most elements one array may have: the native kernels index with int32.
+MAX_ELEMENTS = 2**31 - 1
+
+
+def check_size(size: object, name: str = "size") -> Size:
+    """``size`` as a ``(height, width)`` tuple of ints, or a typed error naming ``name``.
+
+    Each side must be a positive integer (not a bool) of at most :data:`MAX_OUTPUT_SIDE`, and
+    ``height * width`` at most :data:`MAX_ELEMENTS`, so a typo cannot allocate gigabytes or
+    overflow the kernels' int32 indexing.
+    """
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:  # type: ignore[arg-type]
         raise InvalidArgumentError(f"{name}: expected (height, width), got {size!r}")
-    h, w = (int(v) for v in size)
-    if h <= 0 or w <= 0 or h != size[0] or w != size[1]:
+    if any(isinstance(v, (bool, np.bool_)) for v in size):  # type: ignore[union-attr]
+        raise InvalidTypeError(f"{name}: height and width must be integers, not booleans; got {tuple(size)!r}")
+    try:
+        h, w = (int(v) for v in size)  # type: ignore[union-attr]
+        exact = h == size[0] and w == size[1]  # type: ignore[index]
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidArgumentError(f"{name}: height and width must be positive integers, got {tuple(size)!r}") from None
+    if h <= 0 or w <= 0 or not exact:
         raise InvalidArgumentError(f"{name}: height and width must be positive integers, got {tuple(size)!r}")
+    if h > MAX_OUTPUT_SIDE or w > MAX_OUTPUT_SIDE or h * w > MAX_ELEMENTS:
+        raise InvalidArgumentError(
+            f"{name}: {h}x{w} is too large; each side may be at most {MAX_OUTPUT_SIDE} and height x width at most "
+            f"2**31-1 pixels"
+        )
     return (h, w)
+
+
+_size = check_size
 
 
 def _frame_format(frame: np.ndarray, color: str) -> str:
@@ -272,7 +301,7 @@ def postprocess(
         output: the output tensor, read in place.  ``kind="logits"``: ``(1, h, w, C)`` /
             ``(h, w, C)`` scores (float32/float16/int8/uint8; raw quantised values are
             compared directly) or NCHW with ``layout="nchw"``; ``kind="labels"``: class
-            indices ``(1, h, w)`` / ``(h, w)`` / ``(1, h, w, 1)`` int32/int64/uint8;
+            indices ``(1, h, w)`` / ``(h, w)`` / ``(1, h, w, 1)`` int32/int64/uint8/int8;
             ``kind="score"``: one channel of probability or logit, thresholded into 2 classes.
             ``"auto"`` picks labels for int32/int64 or 2-D uint8, score for one channel,
             logits otherwise.
@@ -286,7 +315,15 @@ def postprocess(
         scale, zero_point: quantisation of the output tensor (used by ``kind="score"``).
         out: optional ``uint8`` array of ``size`` to write into.
 
-    Ties between classes go to the lowest class index, as ``np.argmax``.
+    Ties between classes go to the lowest class index, and a NaN score wins its pixel (the
+    first NaN class where there are several), both as ``np.argmax`` does for float32 and
+    float16 logits.  With ``mode="bilinear"`` the rule applies to the interpolated scores, so
+    a NaN also claims the output pixels interpolated from it.
+
+    Raises:
+        InvalidArgumentError: a bad shape, crop or mode, or a ``size`` beyond
+            :data:`MAX_OUTPUT_SIDE` per side or :data:`MAX_ELEMENTS` pixels.
+        InvalidTypeError: an unsupported dtype, or a bool in ``size``.
     """
     _require_array(output, "output")
     kind = kind.lower() if isinstance(kind, str) else kind
@@ -309,6 +346,10 @@ def postprocess(
         return mask
     if kind == "labels":
         hw = _as_hw(output)
+        if hw.dtype == np.int8:  # int8 class indices: valid ones read the same as uint8
+            if hw.size and int(hw.min()) < 0:
+                raise InvalidArgumentError(f"output: int8 class index {int(hw.min())} is negative; expected 0..127")
+            hw = hw.view(np.uint8)
         target = _size(size, "size") if size is not None else hw.shape
         mask = _mask_out(out, target)
         _core.labels_resize(hw, mask, _crop_for(hw.shape, geometry))
