@@ -32,7 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--input-size", type=_hw, default=None, metavar="HxW", help="default: the run's input size")
     p.add_argument("--metrics", default=None, metavar="JSON", help="metrics JSON to copy into the sidecar")
     p.add_argument("--dataset-name", default=None, help="dataset description stored in the sidecar")
-    p.add_argument("--license", dest="license_text", default=None, help="licence note stored in the sidecar")
+    p.add_argument("--license", dest="license_text", default=None, help="licence note stored in the sidecar and metadata")
+    p.add_argument("--no-metadata", dest="metadata", action="store_false",
+                   help="do not embed TFLite metadata (labels, normalisation) in the model; the sidecar JSON is "
+                        "written either way")
     p.set_defaults(func=handler)
 
 
@@ -52,7 +55,7 @@ def handler(args: argparse.Namespace) -> int:
     res = export_tflite(
         args.checkpoint, args.output, quant=args.quant, calib_dir=args.calib, calib_split=args.calib_split,
         calib_count=args.calib_count, io_type=args.io_type, input_size=args.input_size, metrics=metrics,
-        license_text=args.license_text, dataset_name=args.dataset_name,
+        license_text=args.license_text, dataset_name=args.dataset_name, metadata=args.metadata,
     )
     ops = ", ".join(f"{k}x{v}" for k, v in sorted(res.ops.items()))
     print(f"wrote {res.model_path} ({res.size_bytes / 1e6:.2f} MB, {res.quant}, io {res.io_type}, "

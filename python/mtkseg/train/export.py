@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data import SegmentationDataset, resize_image
 from ..errors import ExportError, InvalidArgumentError
-from .sidecar import sidecar_path, write_sidecar
+from .sidecar import build_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["QUANT_MODES", "IO_TYPES", "ExportResult", "export_tflite", "resolve_checkpoint", "tflite_ops"]
 
@@ -128,6 +128,8 @@ def export_tflite(
     license_text: Optional[str] = None,
     dataset_name: Optional[str] = None,
     seed: int = 0,
+    metadata: bool = True,
+    model_name: Optional[str] = None,
 ) -> ExportResult:
     """Convert ``checkpoint`` (run dir or ``*.weights.h5``) to ``output`` (.tflite) + sidecar JSON.
 
@@ -138,6 +140,10 @@ def export_tflite(
         io_type: input/output tensor type; ``int8``/``uint8`` only with ``quant="int8"``.
         input_size: ``(H, W)`` of the exported model; default the run's ``input_size``.
         metrics, license_text, dataset_name: copied into the sidecar JSON.
+        metadata: embed standard TFLite metadata (normalisation, RGB, labels as a
+            TENSOR_AXIS_LABELS file, softmax activation) so MediaPipe Tasks' ImageSegmenter and
+            Android tooling read the model as it is; the sidecar JSON is written either way.
+        model_name: name stored in the metadata (default: the output file's stem).
     """
     if quant not in QUANT_MODES:
         raise InvalidArgumentError(f"quant: expected one of {QUANT_MODES}, got {quant!r}")
@@ -177,6 +183,13 @@ def export_tflite(
                      input_signature=[tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="image")])
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         blob = _convert(converter, tf, quant, io_type, cfg, calib_dir, calib_split, calib_count, size, seed)
+    if metadata:
+        from ..runtime.metadata_writer import embed_segmenter_metadata
+
+        blob = embed_segmenter_metadata(
+            blob, build_sidecar(classes, input_size=size)["labels"], mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0), name=model_name or out.stem,
+            description=f"mtkseg {cfg.arch} semantic segmentation" + (f" trained on {dataset_name}" if dataset_name else ""),
+            author="mtkseg", license_text=license_text or "", activation="softmax")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(blob)
     side = write_sidecar(
