@@ -126,3 +126,31 @@ def test_python_m_cli(tmp_path, images):
 def test_python_m_mtkseg():
     proc = _python_m("mtkseg", "info", model_path("float32"), "--no-load")
     assert proc.returncode == 0 and "64x96" in proc.stdout
+
+
+def test_run_refuses_to_overwrite_inputs_existing_outputs_and_links(images, tmp_path, capsys):
+    """``run -o`` silently replaced existing files, and could write over an input image."""
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / "img0_mask.png"
+    existing.write_bytes(b"old")
+    assert main(["run", model_path("float32"), *map(str, images), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and existing.read_bytes() == b"old"
+    assert main(["run", model_path("float32"), *map(str, images), "-o", str(out), "--overwrite"]) == 0
+    assert cv2.imread(str(existing), cv2.IMREAD_UNCHANGED).ndim == 2
+    capsys.readouterr()
+    # an input named like an output, in the output folder
+    src = out / "x_mask.png"
+    cv2.imwrite(str(src), cv2.imread(str(images[0])))
+    before = src.read_bytes()
+    (out / "x.png").symlink_to(src)
+    assert main(["run", model_path("float32"), str(out / "x.png"), "-o", str(out), "--overwrite"]) == 2
+    assert "input" in capsys.readouterr().err and src.read_bytes() == before
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (out / "img1_mask.png").unlink()
+    (out / "img1_mask.png").symlink_to(victim)
+    assert main(["run", model_path("float32"), *map(str, images), "-o", str(out), "--overwrite"]) == 2
+    assert "symbolic link" in capsys.readouterr().err and victim.read_text() == "precious"
+    assert main(["run", model_path("float32"), str(images[0]), "-o", str(victim / "sub")]) == 2
+    assert "Traceback" not in capsys.readouterr().err

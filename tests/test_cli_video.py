@@ -155,10 +155,9 @@ def test_cli_image_folder_needs_fps_for_video(tmp_path: Path, fake: list, capsys
     assert count_frames(tmp_path / "o.avi") == 4
 
 
-def test_cli_real_sigint_finalises_output(clip: Path, tmp_path: Path) -> None:
-    """A real Ctrl-C (SIGINT) while the main thread waits for results: exit 130, playable output."""
+def _interrupt_real_run(clip: Path, tmp_path: Path, signum: int):
+    """Run ``mtkseg video`` in a subprocess and send ``signum`` once frames are being written."""
     import os
-    import signal
     import subprocess
     import sys
     import time
@@ -174,15 +173,41 @@ def test_cli_real_sigint_finalises_output(clip: Path, tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(Path(__file__).parent), "m.tflite", str(clip), "-o", str(out), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    # The video is written to a hidden temporary file beside -o and moved into place on close.
     deadline = time.monotonic() + 20
-    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not list(tmp_path.glob(".out.avi.*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     time.sleep(0.5)
     assert proc.poll() is None, "finished before the interrupt"
-    os.kill(proc.pid, signal.SIGINT)
+    assert not out.exists(), "the output appears only once finalised"
+    os.kill(proc.pid, signum)
     stdout, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130, stderr
+    return proc.returncode, stdout, stderr, out
+
+
+def test_cli_real_sigint_finalises_output(clip: Path, tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) while the main thread waits for results: exit 130, playable output."""
+    import signal
+
+    code, stdout, stderr, out = _interrupt_real_run(clip, tmp_path, signal.SIGINT)
+    assert code == 130, stderr
     assert "interrupted" in stderr
+    written = count_frames(out)
+    assert 0 < written < 30
+    assert f"wrote {out}: {written} frames" in stdout
+    assert not list(tmp_path.glob(".out.avi.*")), "no temporary file left behind"
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_cli_real_sigterm_sighup_finalise_output_like_ctrl_c(clip: Path, tmp_path: Path, name: str) -> None:
+    """``kill`` (SIGTERM) or a closed terminal (SIGHUP) used to kill the process mid-write: no
+    moov atom, 0 frames.  Now they stop like Ctrl-C: exit 128+N, output with every processed frame."""
+    import signal
+
+    signum = getattr(signal, name)
+    code, stdout, stderr, out = _interrupt_real_run(clip, tmp_path, signum)
+    assert code == 128 + signum, stderr
+    assert f"interrupted ({name})" in stderr
     written = count_frames(out)
     assert 0 < written < 30
     assert f"wrote {out}: {written} frames" in stdout
@@ -242,3 +267,62 @@ def test_cli_workers_with_the_real_model(clip: Path, tmp_path: Path, capsys) -> 
     assert len(masks["2"]) == 30 and all(np.array_equal(a, b) for a, b in zip(masks["1"], masks["2"]))
     with pytest.raises(InvalidArgumentError, match="live mode"):
         run([model, str(clip), "--workers", "2", "--live"])
+
+
+def _digest(path: Path) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+def test_cli_never_writes_over_its_input(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    """``mtkseg video clip.avi -o clip.avi`` truncated the input; also through a link or ../ path."""
+    from mtkseg.cli import main
+
+    before = _digest(clip)
+    link = tmp_path / "alias.avi"
+    link.symlink_to(clip)
+    for target in (clip, tmp_path / "sub" / ".." / clip.name):
+        for extra in ([], ["--overwrite"]):
+            assert main(["video", "m", str(clip), "-o", str(target), "--no-progress", *extra]) == 2
+            assert "input" in capsys.readouterr().err
+    assert main(["video", "m", str(link), "-o", str(clip), "--no-progress", "--overwrite"]) == 2
+    assert _digest(clip) == before and count_frames(clip) == 30
+
+
+def test_cli_refuses_existing_outputs_without_overwrite(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    from mtkseg.cli import main
+
+    out, masks = tmp_path / "out.avi", tmp_path / "masks"
+    out.write_bytes(b"keep me")
+    assert main(["video", "m", str(clip), "-o", str(out), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    masks.mkdir()
+    (masks / "000000.png").write_bytes(b"old mask")
+    assert main(["video", "m", str(clip), "--masks", str(masks), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (masks / "000000.png").read_bytes() == b"old mask"
+    assert main(["video", "m", str(clip), "-o", str(out), "--masks", str(masks), "--no-progress", "--overwrite"]) == 0
+    assert count_frames(out) == 30 and len(list(masks.glob("*.png"))) == 30
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "no temporary files left"
+
+
+def test_cli_refuses_symlinks_and_unwritable_paths(clip: Path, tmp_path: Path, fake: list, capsys) -> None:
+    from mtkseg.cli import main
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out.avi").symlink_to(victim)
+    assert main(["video", "m", str(clip), "-o", str(tmp_path / "out.avi"), "--no-progress", "--overwrite"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "000003.png").symlink_to(victim)
+    assert main(["video", "m", str(clip), "--masks", str(masks), "--no-progress", "--overwrite"]) == 1
+    assert "symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "precious"
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for argv in (["-o", str(a_file / "out.avi")], ["--masks", str(a_file)], ["--masks", str(a_file / "sub")]):
+        assert main(["video", "m", str(clip), "--no-progress", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and str(a_file) in err

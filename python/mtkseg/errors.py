@@ -24,6 +24,8 @@ __all__ = [
     "DataError",
     "TrainingError",
     "ExportError",
+    "OutputError",
+    "OutputExistsError",
 ]
 
 
@@ -89,3 +91,12 @@ class TrainingError(MtksegError):
 
 class ExportError(MtksegError):
     """A trained model could not be converted to TFLite."""
+
+
+class OutputError(MtksegError):
+    """An output file cannot be written where asked: it is an input, a symbolic link, a
+    folder, or its folder cannot be created or written.  The CLI exits with status 2."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output file already exists and overwriting was not allowed (CLI: ``--overwrite``)."""

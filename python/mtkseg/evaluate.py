@@ -19,6 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from . import _io
 from .data import SegmentationDataset
 from .errors import DataError, InvalidArgumentError
 from .metrics import ConfusionMatrix, SegmentationMetrics
@@ -169,9 +170,11 @@ def compare_models(
     num_examples: int = 4,
     progress: bool = True,
     segmenter_factory: Optional[Callable[[PathLike, int], object]] = None,
+    overwrite: bool = True,
 ) -> CompareReport:
     """Score two models on the same split, measure their pixel agreement and (with ``out_dir``)
-    write side-by-side PNGs of the ``num_examples`` images where they differ most."""
+    write side-by-side PNGs of the ``num_examples`` images where they differ most (atomically;
+    ``overwrite=False`` refuses existing files, see :mod:`mtkseg._io`)."""
     ds, n = _dataset(data, split, limit)
     factory = segmenter_factory or _open_segmenter
     seg_a, seg_b = factory(model_a, num_threads), factory(model_b, num_threads)
@@ -202,8 +205,7 @@ def compare_models(
             bar.update(1)
     examples: List[Path] = []
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = _io.ensure_dir(out_dir, what="out_dir")
         palette = np.asarray(ds.classes.palette, np.uint8)
         for neg_agree, i, ma, mb in sorted(worst, key=lambda t: t[0], reverse=True):
             image, gt = ds[i]
@@ -211,7 +213,7 @@ def compare_models(
                                  titles=("image", "ground truth", Path(model_a).name, Path(model_b).name,
                                          f"A != B ({100 * (1 + neg_agree):.1f}%)"))
             path = out / f"diff_{ds.names[i]}.png"
-            cv2.imwrite(str(path), panel)
+            _io.write_image(path, panel, overwrite=overwrite, inputs=(model_a, model_b), what="out_dir")
             examples.append(path)
     return CompareReport(os.fspath(model_a), os.fspath(model_b), split, n, cm_a.results(), cm_b.results(),
                          same / max(total, 1), per_image, examples)
@@ -249,10 +251,13 @@ def draw_iou_bars(
     title: str = "",
     palette_rgb: Optional[Sequence[Sequence[int]]] = None,
     compare_to: Optional[SegmentationMetrics] = None,
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Per-class IoU bar chart drawn with OpenCV (no matplotlib needed); PNG at ``path``.
 
-    With ``compare_to`` a second, thin grey bar per class shows the other model's IoU.
+    With ``compare_to`` a second, thin grey bar per class shows the other model's IoU.  The
+    file is written atomically; ``overwrite=False`` refuses an existing one.
     """
     names = metrics.class_names
     n = len(names)
@@ -283,15 +288,19 @@ def draw_iou_bars(
         cv2.putText(img, f"{100 * v:.1f}", (left + 406, y + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                     cv2.LINE_AA)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), img):
-        raise InvalidArgumentError(f"{out}: cannot write the bar chart (bad folder or extension?)")
-    return out
+    _io.ensure_dir(out.parent, what="chart")
+    try:
+        ok, buf = cv2.imencode(out.suffix or ".png", img)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(f"{out}: cannot write the bar chart (use a .png path)")
+    return _io.write_bytes(out, buf.tobytes(), overwrite=overwrite, what="chart")
 
 
-def write_json(obj: dict, path: PathLike) -> Path:
-    """Write a report dictionary as indented JSON."""
+def write_json(obj: dict, path: PathLike, *, overwrite: bool = True, inputs: Sequence[PathLike] = ()) -> Path:
+    """Write a report dictionary as indented JSON, atomically (``overwrite=False`` refuses an
+    existing file; none of ``inputs`` is ever overwritten)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(obj, indent=1) + "\n")
-    return out
+    _io.ensure_dir(out.parent, what="json")
+    return _io.write_text(out, json.dumps(obj, indent=1) + "\n", overwrite=overwrite, inputs=inputs, what="json")

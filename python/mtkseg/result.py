@@ -19,7 +19,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from . import ops
+from . import _io, ops
 from .errors import FrameError, InvalidArgumentError, InvalidTypeError
 from .ops import InputGeometry
 
@@ -208,12 +208,14 @@ class SegmentationResult:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path: Union[str, Path], what: str = "mask", *, alpha: float = 0.5) -> Path:
+    def save(self, path: Union[str, Path], what: str = "mask", *, alpha: float = 0.5, overwrite: bool = True) -> Path:
         """Write ``what`` to ``path`` and return the path.
 
         ``what="mask"`` writes the class indices as a single-channel image (lossless format
         required: .png, .bmp, .tif); ``"overlay"`` the blend of :meth:`overlay`; ``"color"``
-        the colourised mask.
+        the colourised mask.  The file is written atomically (temporary file, then rename);
+        ``overwrite=False`` refuses an existing file, and a symbolic link at ``path`` is
+        always refused (:class:`~mtkseg.errors.OutputError`).
         """
         if not isinstance(path, (str, Path)):
             raise InvalidTypeError(f"path: expected a str or Path, got {type(path).__name__}")
@@ -233,12 +235,12 @@ class SegmentationResult:
         if not path.parent.is_dir():
             raise InvalidArgumentError(f"path: folder {path.parent} does not exist")
         try:
-            ok = cv2.imwrite(str(path), np.ascontiguousarray(image))
+            ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image))
         except cv2.error as exc:
             raise InvalidArgumentError(f"path: cannot write {path}: {exc}") from exc
         if not ok:
             raise InvalidArgumentError(f"path: cannot write {path} (unknown image extension?)")
-        return path
+        return _io.write_bytes(path, buf.tobytes(), overwrite=overwrite, what="path")
 
     def __repr__(self) -> str:
         t = ", ".join(f"{k}={v:.2f}ms" for k, v in self.timings.items())

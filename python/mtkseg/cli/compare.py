@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--out", default="compare_out", help="folder for the side-by-side PNGs and compare.json")
     p.add_argument("--examples", type=int, default=4, help="number of side-by-side PNGs (most different images)")
+    p.add_argument("--overwrite", action="store_true", help="replace compare.json and PNGs already in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=handler)
 
@@ -24,13 +25,18 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .. import _io
     from ..evaluate import compare_models, write_json
 
+    overwrite = getattr(args, "overwrite", False)
+    inputs = [args.model_a, args.model_b]
+    _io.check_output(Path(args.out) / "compare.json", inputs=inputs, overwrite=overwrite, what="--out")
+    _io.check_folder(args.out, "diff_*.png", overwrite=overwrite, what="--out")
     report = compare_models(args.model_a, args.model_b, args.data, split=args.split, num_threads=args.threads,
                             limit=args.limit, out_dir=args.out, num_examples=args.examples,
-                            progress=args.progress)
+                            progress=args.progress, overwrite=overwrite)
     print(f"A = {args.model_a}\nB = {args.model_b}\n{report.num_images} images of {args.data} [{args.split}]")
     print(report.format_table())
-    json_path = write_json(report.to_dict(), Path(args.out) / "compare.json")
+    json_path = write_json(report.to_dict(), Path(args.out) / "compare.json", overwrite=overwrite, inputs=inputs)
     print(f"wrote {json_path}" + (f" and {len(report.examples)} side-by-side PNGs in {args.out}" if report.examples else ""))
     return 0

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from .. import _io
 from ._types import positive_int, size_hw, unit_float
 
 HELP = "segment images: write mask/overlay PNGs, print timings and class shares"
@@ -62,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("outputs")
     g.add_argument("-o", "--out-dir", default="mtkseg-out", metavar="OUT_DIR",
                    help="folder for <name>_mask.png (class ids) and <name>_overlay.png (default ./mtkseg-out)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input image)")
     g.add_argument("--overlay", action="store_true", help="also write the colour overlay of each image")
     g.add_argument("--color-mask", action="store_true", help="also write the colourised mask <name>_color.png")
     g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
@@ -100,7 +102,16 @@ def handler(args: argparse.Namespace) -> int:
         print("mtkseg run: error: no images found in " + ", ".join(args.images), file=sys.stderr)
         return 1
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    overwrite = getattr(args, "overwrite", False)
+    # Every output is checked before the model loads: none may be an input, a link, or (without
+    # --overwrite) an existing file.
+    names: Dict[str, int] = {}
+    suffixes = ["_mask.png"] + (["_overlay.png"] if args.overlay else []) + (["_color.png"] if args.color_mask else [])
+    for path in images:
+        stem = _unique_stem(path, names)
+        for suffix in suffixes:
+            _io.check_output(out_dir / f"{stem}{suffix}", inputs=images, overwrite=overwrite, what="-o")
+    _io.ensure_dir(out_dir, what="-o")
     seg = make_segmenter(args, fit=args.fit, upsample=args.upsample)
     failures = 0
     used: Dict[str, int] = {}
@@ -117,11 +128,12 @@ def handler(args: argparse.Namespace) -> int:
                 print(f"mtkseg run: error: {path}: {exc}", file=sys.stderr)
                 continue
             stem = _unique_stem(path, used)
-            written = [result.save(out_dir / f"{stem}_mask.png")]
+            written = [result.save(out_dir / f"{stem}_mask.png", overwrite=overwrite)]
             if args.overlay:
-                written.append(result.save(out_dir / f"{stem}_overlay.png", "overlay", alpha=args.alpha))
+                written.append(result.save(out_dir / f"{stem}_overlay.png", "overlay", alpha=args.alpha,
+                                           overwrite=overwrite))
             if args.color_mask:
-                written.append(result.save(out_dir / f"{stem}_color.png", "color"))
+                written.append(result.save(out_dir / f"{stem}_color.png", "color", overwrite=overwrite))
             totals.append(result.timings)
             shares = sorted(result.class_fractions().items(), key=lambda kv: -kv[1])
             if args.json:
@@ -145,6 +157,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help=HELP, description=HELP + ".",
-                              epilog="Exit status: 0 all images done, 1 an error (other images are still processed).")
+                              epilog="Exit status: 0 all images done, 1 an error (other images are still processed), 2 usage "
+                                     "error (e.g. an existing output without --overwrite).")
     add_arguments(p)
     p.set_defaults(func=handler)

@@ -14,6 +14,8 @@ import json
 import sys
 from typing import Any
 
+from .. import _io
+from ._signals import Terminated, stop_signals_as_interrupt
 from ._types import positive_float, positive_int, unit_float
 from .run import add_runtime_arguments, make_segmenter
 
@@ -33,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--render", choices=("overlay", "colorize", "side-by-side"), default="overlay",
                    help="what the output video shows (default overlay)")
     g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing -o file and existing masks in --masks (never the input)")
     g.add_argument("--codec", default=None, metavar="FOURCC", help="force a FourCC (default: by extension, e.g. mp4 → avc1, else mp4v)")
     g = p.add_argument_group("stream")
     g.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
@@ -63,31 +67,42 @@ def handler(args: argparse.Namespace) -> int:
 
     if args.ema_momentum is not None and args.smoothing != "ema":
         raise InvalidArgumentError("--ema-momentum: only meaningful with --smoothing ema")
+    overwrite = getattr(args, "overwrite", False)
+    inputs = [args.source, args.model]
+    # Outputs are checked before anything opens: refusing must not cost a model load, and must
+    # happen before the writer could truncate a file.
+    if args.output:
+        _io.check_output(args.output, inputs=inputs, overwrite=overwrite, what="-o")
+    if args.masks:
+        _io.check_folder(args.masks, "*.png", overwrite=overwrite, what="--masks")
     source = open_source(args.source, live=args.live, fps=args.fps)  # fails fast, before loading the model
     try:
         sinks = []
         if args.output:
-            sinks.append(VideoSink(args.output, codec=args.codec, render=args.render, alpha=args.alpha))
+            sinks.append(VideoSink(args.output, codec=args.codec, render=args.render, alpha=args.alpha,
+                                   overwrite=overwrite))
         if args.masks:
-            sinks.append(MaskSink(args.masks, colorize=args.color_masks))
+            sinks.append(MaskSink(args.masks, colorize=args.color_masks, overwrite=overwrite))
         segmenter = _make_segmenter(args)
     except BaseException:
         source.close()
         raise
     live = source.live
     try:
-        stats = process(
-            source, segmenter, sinks, progress=args.progress and not live, on_error="raise",
-            live=args.live, every=args.every, max_frames=args.max_frames, workers=args.workers,
-            smoothing=None if args.smoothing == "none" else args.smoothing, ema_momentum=args.ema_momentum,
-        )
+        with stop_signals_as_interrupt():  # SIGTERM/SIGHUP: stop like Ctrl-C, finalising the outputs
+            stats = process(
+                source, segmenter, sinks, progress=args.progress and not live, on_error="raise",
+                live=args.live, every=args.every, max_frames=args.max_frames, workers=args.workers,
+                smoothing=None if args.smoothing == "none" else args.smoothing, ema_momentum=args.ema_momentum,
+            )
     except KeyboardInterrupt as exc:
         stats = getattr(exc, "stats", None)
         if stats is not None:
             _print_stats(stats, args.json)
         _report_outputs(sinks, args.json)
-        print("mtkseg video: interrupted; outputs hold every frame processed so far", file=sys.stderr)
-        return 130
+        how = f" ({exc.signame})" if isinstance(exc, Terminated) else ""
+        print(f"mtkseg video: interrupted{how}; outputs hold every frame processed so far", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Terminated) else 130
     except MtksegError as exc:
         stats = getattr(exc, "stats", None)
         if stats is None:  # failed before the stream started (e.g. a sink without fps)
@@ -124,6 +139,8 @@ def _report_outputs(sinks: list, quiet: bool = False) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("video", help=HELP, description=HELP + ".",
-                              epilog="Exit status: 0 done, 1 error (outputs keep the frames done), 130 Ctrl-C.")
+                              epilog="Exit status: 0 done, 1 error (outputs keep the frames done), 2 usage error (e.g. an "
+                                     "existing output without --overwrite, or -o naming the input), 130 Ctrl-C, "
+                                     "143 SIGTERM, 129 SIGHUP (outputs are finalised on all three).")
     add_arguments(p)
     p.set_defaults(func=handler)

@@ -31,7 +31,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidTypeError, StreamError
+from .. import _io
+from ..errors import InvalidArgumentError, InvalidTypeError, OutputError, StreamError
 from .sources import Frame, VideoSource
 
 __all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "as_sinks", "VIDEO_CODECS", "RENDER_MODES"]
@@ -115,9 +116,14 @@ class VideoSink(Sink):
         render: ``"overlay"`` (default), ``"colorize"``, ``"side-by-side"``, or a function
             ``render(frame, result) -> HxWx3 uint8 BGR image``.
         alpha: overlay opacity of the mask (0..1).
+        overwrite: replace an existing file at ``path`` (default True; the CLI passes its
+            ``--overwrite``).  The input video, or a symbolic link at ``path``, is never
+            written whatever this says (:class:`~mtkseg.errors.OutputError`).
 
     The writer opens on the first frame; every later frame must have the same size.  In live
-    mode the output holds only the processed frames, written at ``fps``.
+    mode the output holds only the processed frames, written at ``fps``.  Frames go to a
+    hidden temporary file beside ``path`` that replaces it on :meth:`close`, so a crash never
+    leaves half a video where a good one was.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class VideoSink(Sink):
         codec: Optional[str] = None,
         render: Union[str, Callable[[Frame, Any], np.ndarray]] = "overlay",
         alpha: float = 0.5,
+        overwrite: bool = True,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidTypeError(f"path: expected a file path, got {type(path).__name__}")
@@ -152,6 +159,10 @@ class VideoSink(Sink):
         self.fps = float(fps) if fps is not None else None
         self.render = render
         self.alpha = float(alpha)
+        self.overwrite = bool(overwrite)
+        self._inputs: list = []
+        self._tmp: Optional[Path] = None
+        self._existed = False
         self.fourcc: Optional[str] = None
         self.size: Optional[Tuple[int, int]] = None  # (height, width) once open
         self.frames_written = 0
@@ -159,6 +170,8 @@ class VideoSink(Sink):
         self._closed = False
 
     def start(self, source: VideoSource) -> None:
+        self._inputs = list(getattr(source, "paths", None) or ([source.name] if source.kind == "file" else []))
+        _io.check_output(self.path, inputs=self._inputs, overwrite=self.overwrite, what="video output")
         for code in self.codecs[:-1]:  # probe now, before the stream's threads print anything
             if codec_available(code, self.path.suffix.lower()):
                 break
@@ -188,20 +201,25 @@ class VideoSink(Sink):
     def _open(self, size: Tuple[int, int]) -> None:
         if self.fps is None:
             raise InvalidArgumentError(f"fps: unknown for {self.path}; pass fps= to VideoSink")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _io.check_output(self.path, inputs=self._inputs, overwrite=self.overwrite, what="video output")
+        _io.ensure_dir(self.path.parent, what="video output")
+        self._existed = self.path.exists()
+        tmp = _io.new_temp_path(self.path, what="video output")
         h, w = size
         ext = self.path.suffix.lower()
         for code in self.codecs:
             if len(self.codecs) > 1 and not codec_available(code, ext):
                 continue  # an explicit codec= is always tried, so its failure is reported
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*code), self.fps, (w, h))
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), self.fps, (w, h))
             if writer.isOpened():
                 if code != self.codecs[0]:
                     log.info("%s: codec %s is not available in this OpenCV build; writing %s instead",
                              self.path, self.codecs[0], code)
-                self._writer, self.fourcc, self.size = writer, code, size
+                self._writer, self.fourcc, self.size, self._tmp = writer, code, size, tmp
                 return
             writer.release()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise StreamError(
             f"cannot write video {str(self.path)!r}: this OpenCV build has none of the codecs {', '.join(self.codecs)} "
             f"for {self.path.suffix or 'this extension'} (or the folder is not writable); try an .avi or .mp4 path"
@@ -227,6 +245,13 @@ class VideoSink(Sink):
             self._closed = True
             if self._writer is not None:
                 self._writer.release()
+            tmp, self._tmp = self._tmp, None
+            if tmp is not None:  # move the finished file into place (it holds every frame written)
+                try:
+                    _io.commit(tmp, self.path, inputs=self._inputs, overwrite=self.overwrite,
+                               what="video output", existed=self._existed)
+                except OutputError as exc:
+                    raise OutputError(f"{exc}; the {self.frames_written} frames written are kept in {str(tmp)!r}") from None
 
     def __repr__(self) -> str:
         return f"VideoSink({str(self.path)!r}, fps={self.fps}, fourcc={self.fourcc}, frames={self.frames_written})"
@@ -241,13 +266,22 @@ class MaskSink(Sink):
             ``timestamp_ms``; default ``"{index:06d}.png"``.
         colorize: write the colour mask (``result.colorize()``) instead of class indices
             (single-channel PNGs whose values are class ids).
+        overwrite: replace existing mask files (default True; the CLI passes its
+            ``--overwrite``).  A symbolic link in the folder is never written through.
+
+    The pattern names a file inside ``directory``: path separators and ``..`` are rejected.
+    Each mask is written atomically (temporary file, then rename).
     """
 
-    def __init__(self, directory: Union[str, os.PathLike], *, pattern: str = "{index:06d}.png", colorize: bool = False) -> None:
+    def __init__(self, directory: Union[str, os.PathLike], *, pattern: str = "{index:06d}.png", colorize: bool = False,
+                 overwrite: bool = True) -> None:
         if not isinstance(directory, (str, os.PathLike)):
             raise InvalidTypeError(f"directory: expected a folder path, got {type(directory).__name__}")
         if not isinstance(pattern, str) or not pattern.lower().endswith(".png"):
             raise InvalidArgumentError(f"pattern: expected a file name pattern ending in .png, got {pattern!r}")
+        if "/" in pattern or "\\" in pattern or os.sep in pattern or pattern.startswith(".."):
+            raise InvalidArgumentError(f"pattern: {pattern!r} must be a plain file name inside the folder "
+                                       "(no path separators or '..')")
         try:
             pattern.format(index=0, timestamp_ms=0.0)
         except (KeyError, IndexError, ValueError) as exc:
@@ -255,16 +289,19 @@ class MaskSink(Sink):
         self.directory = Path(directory)
         self.pattern = pattern
         self.colorize = bool(colorize)
+        self.overwrite = bool(overwrite)
         self.frames_written = 0
         if self.directory.exists() and not self.directory.is_dir():
             raise InvalidArgumentError(f"directory: {str(self.directory)!r} exists and is not a folder")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _io.ensure_dir(self.directory, what="masks folder")
 
     def write(self, frame: Frame, result: Any) -> None:
-        path = self.directory / self.pattern.format(index=frame.index, timestamp_ms=frame.timestamp_ms)
+        name = self.pattern.format(index=frame.index, timestamp_ms=frame.timestamp_ms)
+        if os.path.basename(name) != name or name in (".", ".."):  # a formatted value cannot add a folder either
+            raise InvalidArgumentError(f"pattern: {self.pattern!r} gave {name!r}, which is not a file name")
+        path = self.directory / name
         image = result.colorize() if self.colorize else result.mask
-        if not cv2.imwrite(str(path), image):
-            raise StreamError(f"cannot write mask {str(path)!r} (disk full or folder not writable?)")
+        _io.write_image(path, image, overwrite=self.overwrite, what="masks", fsync=False)
         self.frames_written += 1
 
     def __repr__(self) -> str:
