@@ -301,7 +301,7 @@ def postprocess(
         output: the output tensor, read in place.  ``kind="logits"``: ``(1, h, w, C)`` /
             ``(h, w, C)`` scores (float32/float16/int8/uint8; raw quantised values are
             compared directly) or NCHW with ``layout="nchw"``; ``kind="labels"``: class
-            indices ``(1, h, w)`` / ``(h, w)`` / ``(1, h, w, 1)`` int32/int64/uint8;
+            indices ``(1, h, w)`` / ``(h, w)`` / ``(1, h, w, 1)`` int32/int64/uint8/int8;
             ``kind="score"``: one channel of probability or logit, thresholded into 2 classes.
             ``"auto"`` picks labels for int32/int64 or 2-D uint8, score for one channel,
             logits otherwise.
@@ -346,6 +346,10 @@ def postprocess(
         return mask
     if kind == "labels":
         hw = _as_hw(output)
+        if hw.dtype == np.int8:  # int8 class indices: valid ones read the same as uint8
+            if hw.size and int(hw.min()) < 0:
+                raise InvalidArgumentError(f"output: int8 class index {int(hw.min())} is negative; expected 0..127")
+            hw = hw.view(np.uint8)
         target = _size(size, "size") if size is not None else hw.shape
         mask = _mask_out(out, target)
         _core.labels_resize(hw, mask, _crop_for(hw.shape, geometry))

@@ -30,15 +30,18 @@ import numpy as np
 from . import ops
 from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
 from .result import SegmentationResult
-from .runtime import ModelInfo, describe_model, open_session, read_model_file
+from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
 from .runtime.delegates import DelegateSpec
-from .runtime.info import NormalizationArg
+from .runtime.info import NormalizationArg, OutputArg
+from .runtime.labels import LabelsArg
 
 __all__ = ["Segmenter", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
 
 DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
 
 ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
+#: The 4th input channel of RGB + mask models: a probability in [0, 1], or an ``HxW`` map of them.
+PriorLike = Union[float, np.ndarray]
 FrameLike = Union[np.ndarray, str, "os.PathLike[str]", Any]
 
 
@@ -80,6 +83,22 @@ def _size_arg(value: Optional[Sequence[int]], name: str) -> Optional[Tuple[int, 
     if value is None:
         return None
     return ops.check_size(value, name)  # bounded: (10**6, 10**6) is a typed error, not a MemoryError
+
+
+def _prior_arg(value: object, name: str = "prior") -> Union[float, np.ndarray]:
+    """A validated prior: a float in [0, 1] or a finite 2-D float32 map of values in [0, 1]."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 2 or value.size == 0:
+            raise InvalidArgumentError(f"{name}: expected an HxW map of probabilities, got shape {value.shape}")
+        arr = value.astype(np.float32) / 255.0 if value.dtype == np.uint8 else value.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+            raise InvalidArgumentError(f"{name}: probabilities must lie in [0, 1] (uint8 maps are read as x/255)")
+        return arr
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise InvalidTypeError(f"{name}: expected a probability in [0, 1] or an HxW array, got {type(value).__name__}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidArgumentError(f"{name}: expected a probability in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _as_frame(frame: FrameLike, color: str) -> Tuple[np.ndarray, str]:
@@ -138,11 +157,21 @@ class Segmenter:
         normalization: the model's value range when it carries none: ``"unit"`` (x/255, the
             default for float models without metadata, with a warning), ``"raw"`` (0..255),
             ``"symmetric"`` ([-1, 1]) or ``(mean, std)`` in pixel units.  Overrides metadata.
-        labels: class names (overrides the model's label file / sidecar).
+        labels: class names, or the path of a text label map (one label per line, optional
+            leading index); overrides the model's label file / sidecar.
         output_size: ``(height, width)`` of masks; default each frame's own size.
         accelerator: ``"npu"``/``"gpu"``/``"cpu"``/``"auto"`` or a list: run with LiteRT's
             ``CompiledModel`` instead of the Interpreter (cannot be combined with ``delegate``).
         input_size: ``(height, width)`` for models with a resizable input.
+        output: which output is the segmentation map, by index or tensor name (default: the
+            largest map; ``info.outputs`` lists them all).
+        output_map_size: ``(height, width)`` of a flattened ``[1, h*w*C]`` output when it is
+            neither the input size nor a power-of-two fraction of it (``info.output_size``
+            says what was inferred).
+        prior: for models whose 4th input channel is the previous frame's mask
+            (``info.input_prior``): what :meth:`run` feeds there for a single image, a
+            probability in [0, 1] or an ``HxW`` map (default 0: no person/hair yet).
+            :meth:`stream` feeds each frame the previous frame's foreground probability.
 
     A Segmenter is **not thread-safe**: one interpreter runs one frame at a time.  Calls from
     several threads are serialised by an internal lock (correct, but not parallel); use
@@ -163,10 +192,13 @@ class Segmenter:
         upsample: str = "nearest",
         interpolation: str = "linear",
         normalization: NormalizationArg = None,
-        labels: Optional[Sequence[str]] = None,
+        labels: LabelsArg = None,
         output_size: Optional[Sequence[int]] = None,
         accelerator: Union[str, Sequence[str], None] = None,
         input_size: Optional[Sequence[int]] = None,
+        output: OutputArg = None,
+        output_map_size: Optional[Sequence[int]] = None,
+        prior: PriorLike = 0.0,
     ):
         self._lock = threading.Lock()
         self._session = None
@@ -175,8 +207,10 @@ class Segmenter:
         self._options: Dict[str, Any] = dict(
             delegate=delegate, delegate_options=delegate_options, num_threads=num_threads, color=color, fit=fit,
             upsample=upsample, interpolation=interpolation, normalization=normalization, labels=labels,
-            output_size=output_size, accelerator=accelerator, input_size=input_size,
+            output_size=output_size, accelerator=accelerator, input_size=input_size, output=output,
+            output_map_size=output_map_size, prior=prior,
         )
+        self._prior = _prior_arg(prior)
         self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
         self._color = _choice(color, ("bgr", "rgb"), "color")
         self._fit = _choice(fit, ("stretch", "letterbox"), "fit")
@@ -196,14 +230,25 @@ class Segmenter:
         if not isinstance(model, (str, bytes, bytearray, memoryview)):
             raise InvalidTypeError(f"model: expected a path (str or Path), bytes or None, got {type(model).__name__}")
         self._model_arg: Any = model if isinstance(model, str) else bytes(model)
-        self._file = read_model_file(model)
-        info = describe_model(self._file, labels=labels, normalization=normalization, input_size=input_size)
-        self._session = open_session(
-            self._file, info, delegate=delegate, delegate_options=delegate_options,
+        self._file = read_model_file(model)  # validates the flatbuffer before any runtime sees it
+        alloc_shape, resizable = input_plan(self._file, input_size)
+        session = open_session(
+            self._file, alloc_shape, resizable=resizable, delegate=delegate, delegate_options=delegate_options,
             num_threads=num_threads, accelerator=accelerator,
         )
-        in_shape, out_shape = self._session.shapes()  # type: ignore[attr-defined]
+        try:
+            # Described from the tensors as allocated: old converters leave stale shapes in the file.
+            info = describe_model(self._file, labels=labels, normalization=normalization, input_size=input_size,
+                                  output=output, output_map_size=output_map_size, tensors=session.tensor_specs())
+            session.select_output(info.output_index)
+            in_shape, out_shape = session.shapes()
+        except BaseException:
+            session.close()
+            raise
+        self._session = session
         self._info = info.with_shapes(in_shape, out_shape)
+        if not self._info.input_prior and (isinstance(prior, np.ndarray) or prior != 0.0):
+            raise InvalidArgumentError("prior: this model has no mask input channel (info.input_prior is False)")
         self._palette = np.asarray(self._info.palette, dtype=np.uint8)
         self._model_color = "bgr" if self._info.color_order == "bgr" else "rgb"
         self._threshold = 0.5 if self._info.output_kind == "binary_probability" else 0.0
@@ -285,7 +330,8 @@ class Segmenter:
                 result._detach()
             self._pending = weakref.WeakSet()
 
-    def run(self, frame: FrameLike, *, score_filter: Optional[ScoreFilter] = None) -> SegmentationResult:
+    def run(self, frame: FrameLike, *, score_filter: Optional[ScoreFilter] = None,
+            prior: Optional[PriorLike] = None) -> SegmentationResult:
         """Segment one frame.
 
         Args:
@@ -296,6 +342,9 @@ class Segmenter:
                 models) and returning an ``(h, w, C)`` array (raw dtype, or float32/float16
                 dequantised) that is turned into the mask instead.  Used for temporal
                 smoothing.  Score outputs only (not class-index models).
+            prior: for RGB + mask models (``info.input_prior``), the 4th channel for this
+                frame (default the Segmenter's ``prior``); e.g. the previous frame's
+                :meth:`foreground_probability`.
 
         Raises:
             FrameError: the frame is None, empty, not uint8 or has an unsupported shape.
@@ -303,6 +352,7 @@ class Segmenter:
                 wrong shape.
         """
         self._check_score_filter(score_filter)
+        prior_value = self._check_prior(prior)
         with self._lock:
             session = self._require_open()
             image, color, size = self._frame_input(frame)
@@ -310,7 +360,7 @@ class Segmenter:
             self._release_pending()
             buffer = session.input_buffer()
             try:
-                geometry = self._preprocess(image, color, buffer)
+                geometry = self._preprocess(image, color, buffer, prior_value)
             finally:
                 del buffer  # the backend refuses to invoke while a view of its tensors is alive
             t1 = time.perf_counter()
@@ -321,18 +371,19 @@ class Segmenter:
 
     # -- the three steps of run(), for pipelines -------------------------------------
 
-    def prepare(self, frame: FrameLike) -> PreparedFrame:
+    def prepare(self, frame: FrameLike, *, prior: Optional[PriorLike] = None) -> PreparedFrame:
         """Preprocess a frame into a new model-input array without touching the interpreter.
 
         Safe to call from another thread while this Segmenter (or a replica) runs a model:
         a pipeline prepares frame *k+1* while frame *k* is inferred.  Same arguments and
-        errors as :meth:`run`'s ``frame``.
+        errors as :meth:`run`'s ``frame`` and ``prior``.
         """
         self._require_open()
+        prior_value = self._check_prior(prior)
         image, color, size = self._frame_input(frame)
         t0 = time.perf_counter()
         tensor = np.empty(self._info.input_shape, dtype=np.dtype(self._info.input_dtype))
-        geometry = self._preprocess(image, color, tensor)
+        geometry = self._preprocess(image, color, tensor, prior_value)
         return PreparedFrame(tensor, image, color, size, geometry, (time.perf_counter() - t0) * 1e3)
 
     def infer(self, prepared: PreparedFrame) -> ModelOutput:
@@ -414,12 +465,34 @@ class Segmenter:
         if score_filter is not None and self._info.output_kind == "class_index":
             raise InvalidArgumentError("score_filter: this model outputs class indices, not scores, so there is nothing to filter")
 
-    def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray) -> ops.InputGeometry:
-        return ops.preprocess(
-            image, dst, color=color, model_color=self._model_color, layout=self._info.input_layout,
-            interpolation=self._interpolation, fit=self._fit, pad_value=0.0, mean=self._info.mean,
-            std=self._info.std, **self._in_q,
-        )
+    def _check_prior(self, prior: Optional[PriorLike]) -> Union[float, np.ndarray]:
+        if prior is None:
+            return self._prior
+        if not self._info.input_prior:
+            raise InvalidArgumentError("prior: this model has no mask input channel (info.input_prior is False)")
+        return _prior_arg(prior)
+
+    def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray,
+                    prior: Union[float, np.ndarray] = 0.0) -> ops.InputGeometry:
+        if not self._info.input_prior:
+            return ops.preprocess(
+                image, dst, color=color, model_color=self._model_color, layout=self._info.input_layout,
+                interpolation=self._interpolation, fit=self._fit, pad_value=0.0, mean=self._info.mean,
+                std=self._info.std, **self._in_q,
+            )
+        from ._prior import write_prior_input
+
+        return write_prior_input(self, image, color, dst, prior)
+
+    def foreground_probability(self, result: SegmentationResult) -> np.ndarray:
+        """``result``'s foreground probability (1 - P(class 0)) as an ``HxW`` float32 map at the
+        mask's size: the ``prior`` of the next frame for RGB + mask models (class-index models
+        give 0/1)."""
+        if not isinstance(result, SegmentationResult):
+            raise InvalidTypeError(f"result: expected a SegmentationResult, got {type(result).__name__}")
+        if not result.has_scores:
+            return (result.mask != 0).astype(np.float32)
+        return np.clip(1.0 - result.confidence(0), 0.0, 1.0).astype(np.float32, copy=False)
 
     def _finish_locked(self, out: np.ndarray, image: np.ndarray, color: str, size: Tuple[int, int],
                        geometry: ops.InputGeometry, score_filter: Optional[ScoreFilter], *,
@@ -472,6 +545,8 @@ class Segmenter:
         if tuple(out.shape) != self._info.output_shape:
             # Models with a resizable input may only know their output shape after invoke.
             self._info = self._info.with_shapes(self._info.input_shape, out.shape)
+        if self._info.output_flattened:
+            out = out.reshape(self._info.output_map_shape)  # a view: [1, h*w*C] -> (1, h, w, C)
         kind = self._info.output_kind
         oh, ow = self._info.output_size
         if kind == "class_index":

@@ -38,19 +38,24 @@ def handler(args: argparse.Namespace) -> int:
 
             raise ModelError("the bundled default model is not installed; pass the path of a .tflite model")
         model = str(found)
-    info = inspect_model(model, input_size=args.input_size)
     runtime = None
     error = None
+    info = None
     if args.load:
+        # Loaded, the model is described from the tensors the interpreter allocated (files
+        # from old converters declare stale output shapes).
         try:
             seg = make_segmenter(argparse.Namespace(**{**vars(args), "model": model}))
         except MtksegError as exc:
             error = f"{type(exc).__name__}: {exc}"
         else:
             with seg:
+                info = seg.info
                 runtime = {"backend": seg.backend, "delegate": seg.delegate, "num_threads": seg.num_threads,
                            "copies_per_frame": seg.copies_per_frame,
                            "skipped": [{"name": n, "reason": r} for n, r in seg.delegate_attempts]}
+    if info is None:
+        info = inspect_model(model, input_size=args.input_size)  # as declared in the file
     if args.json:
         doc = {"model": info.to_dict()}
         if args.load:

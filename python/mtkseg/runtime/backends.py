@@ -35,6 +35,9 @@ class Backend:
     interpreter_class: Any
     load_delegate: Callable[..., Any]
     has_compiled_model: bool
+    #: ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (builtin kernels, no XNNPACK), or
+    #: None when the backend cannot turn its default delegate off.
+    builtin_resolver: Any = None
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -69,7 +72,9 @@ def _load(name: str, module_name: str) -> Backend:
             has_cm = True
         except ImportError:
             has_cm = False
-    return Backend(name, _version(name), module.Interpreter, module.load_delegate, has_cm)
+    resolvers = getattr(module, "OpResolverType", None)
+    builtin = getattr(resolvers, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None) if resolvers is not None else None
+    return Backend(name, _version(name), module.Interpreter, module.load_delegate, has_cm, builtin)
 
 
 def get_backend(name: Optional[str] = None) -> Backend:

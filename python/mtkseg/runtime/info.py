@@ -2,15 +2,25 @@
 
 Sources, in order of precedence (an explicit argument always wins and is logged):
 
-* tensors (flatbuffer): input layout (NHWC/NCHW), channels (1/3), dtype, quantisation,
-  fixed or resizable shape; output kind and layout.
+* tensors: input layout (NHWC/NCHW), channels (1/3, or 4 = RGB + the previous frame's
+  mask), dtype, quantisation, fixed or resizable shape; output kind and layout.  A
+  :class:`~mtkseg.Segmenter` describes the tensors the interpreter *allocated* (``tensors=``):
+  TF1-era converters leave stale shapes in the flatbuffer (an ``ARG_MAX`` declared
+  ``[1, H, W, C]`` that allocates ``[1, H, W]``); ``mtkseg info --no-load`` can only read the
+  declared ones.
+* output: ``output=`` (name or index) → the segmentation map among the outputs (the largest
+  map; ties go to the first).  Class indices may lack the batch axis (``[H, W]``); flattened
+  maps (``[1, H*W*C]``) are unflattened to the input's size (or a power-of-two fraction of it),
+  or to ``output_map_size``.
 * size of a resizable input: ``input_size`` argument → metadata ``ImageProperties.default_size``
   → sidecar ``input_size`` (else ``UnsupportedModelError`` asking for ``input_size``).
 * value range: TFLite metadata ``NormalizationOptions`` → sidecar JSON → the ``normalization``
   argument → for quantised inputs, the range the tensor's scale/zero-point can represent
   ([0, 1] → ``"unit"``, [-1, 1] → ``"symmetric"``, [0, 255] → ``"raw"``) → ``"unit"`` (x/255)
   for float inputs, with a warning logged once per model.
-* labels: ``labels`` argument → TFLite metadata label file → sidecar → ``class_0..``.
+* labels: ``labels`` argument (names or a label-map path) → TFLite metadata label file →
+  sidecar → ``class_0..``.  A one-channel model with a single label names the foreground;
+  class 0 is the background (MediaPipe's convention).
 """
 
 from __future__ import annotations
@@ -24,15 +34,20 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidModelError, InvalidTypeError, UnsupportedModelError
+from .labels import LabelsArg, resolve_labels
 from .metadata import Sidecar, TfliteMetadata, read_sidecar, read_tflite_metadata
 from .modelfile import ModelFile, TensorSpec
 
-__all__ = ["ModelInfo", "describe_model", "parse_normalization", "NORMALIZATIONS", "OUTPUT_KINDS"]
+__all__ = ["ModelInfo", "describe_model", "input_plan", "parse_normalization", "NORMALIZATIONS", "OUTPUT_KINDS",
+           "OutputArg", "TensorsArg"]
 
 log = logging.getLogger("mtkseg.runtime")
 
 Triple = Tuple[float, float, float]
 NormalizationArg = Union[str, Tuple[object, object], Dict[str, object], None]
+OutputArg = Union[int, str, None]
+#: (input specs, output specs) as allocated by an interpreter, in the model's order.
+TensorsArg = Optional[Tuple[Sequence[TensorSpec], Sequence[TensorSpec]]]
 
 #: Named value ranges: (mean, std) in pixel units, model_input = (pixel - mean) / std.
 NORMALIZATIONS: Dict[str, Tuple[Triple, Triple]] = {
@@ -47,6 +62,8 @@ OUTPUT_KINDS = ("logits", "probabilities", "class_index", "binary_probability", 
 _INPUT_DTYPES = ("float32", "float16", "int8", "uint8")
 _SCORE_DTYPES = ("float32", "float16", "int8", "uint8")
 _LABEL_DTYPES = ("int32", "int64", "uint8", "int8")
+_FLAT_FACTORS = (1, 2, 4, 8, 16, 32)  # output stride candidates of a flattened map
+_MIN_FLAT_PIXELS = 64
 _warned_default: set = set()
 _LABEL_SOURCES = {
     "argument": "names from labels=",
@@ -101,6 +118,24 @@ class ModelInfo:
     sidecar: Optional[str] = None
     num_outputs: int = 1
     output_index: int = 0
+    #: the 4th input channel takes the previous frame's foreground probability (RGB + mask models)
+    input_prior: bool = False
+    #: the output is a flattened ``[1, h*w*C]`` map (unflattened to ``output_size``)
+    output_flattened: bool = False
+    #: every output as ``"name [shape] dtype"`` (the chosen one is ``output_index``)
+    outputs: Tuple[str, ...] = ()
+    #: "interpreter" (allocated tensors) or "file" (declared in the flatbuffer)
+    tensors_source: str = "file"
+
+    @property
+    def output_map_shape(self) -> Tuple[int, ...]:
+        """The shape postprocessing reads the output as: ``(1, h, w, C)`` / ``(1, C, h, w)``
+        scores, ``(h, w)`` class indices or one-channel maps."""
+        h, w = self.output_size
+        if self.output_kind in ("class_index", "binary_probability", "binary_logit"):
+            return (h, w)
+        c = int(self.num_classes or 0)
+        return (1, c, h, w) if self.output_layout == "nchw" else (1, h, w, c)
 
     @property
     def quantized_input(self) -> bool:
@@ -139,12 +174,14 @@ class ModelInfo:
             f"input:          {self.input_name} {list(self.input_shape_signature)} {self.input_dtype} "
             f"{self.input_layout.upper()}{q(self.input_scale, self.input_zero_point)}",
             f"input size:     {self.input_size[0]}x{self.input_size[1]} (HxW), {self.input_channels} channel(s), "
-            f"{'resizable' if self.resizable else 'fixed'}",
+            f"{'resizable' if self.resizable else 'fixed'}"
+            + (" (RGB + previous frame's foreground probability in channel 4)" if self.input_prior else ""),
             f"colour order:   {self.color_order}",
             f"normalization:  mean={list(self.mean)} std={list(self.std)} (pixel units; from {self.normalization_source})",
             f"output:         {self.output_name} {list(self.output_shape)} {self.output_dtype} "
             f"{self.output_layout.upper()}{q(self.output_scale, self.output_zero_point)}",
-            f"output kind:    {self.output_kind}, {self.output_size[0]}x{self.output_size[1]}",
+            f"output kind:    {self.output_kind}, {self.output_size[0]}x{self.output_size[1]}"
+            + (" (unflattened)" if self.output_flattened else ""),
             f"classes:        {self.num_classes if self.num_classes is not None else 'unknown'} "
             f"({_LABEL_SOURCES.get(self.labels_source, self.labels_source)})",
             f"class names:    {names or '-'}",
@@ -157,7 +194,10 @@ class ModelInfo:
         if self.sidecar:
             lines.append(f"sidecar:        {self.sidecar}")
         if self.num_outputs > 1:
-            lines.append(f"outputs:        {self.num_outputs} (using output {self.output_index})")
+            lines.append(f"outputs:        {self.num_outputs} (using output {self.output_index}; output= picks another)")
+            for i, desc in enumerate(self.outputs):
+                lines.append(f"  {'*' if i == self.output_index else ' '} {i}: {desc}")
+        lines.append(f"tensor shapes:  {'as allocated by the interpreter' if self.tensors_source == 'interpreter' else 'as declared in the file'}")
         return "\n".join(lines)
 
     def with_shapes(self, input_shape: Sequence[int], output_shape: Sequence[int]) -> "ModelInfo":
@@ -165,7 +205,11 @@ class ModelInfo:
         input_shape = tuple(int(v) for v in input_shape)
         output_shape = tuple(int(v) for v in output_shape)
         hw = (input_shape[2], input_shape[3]) if self.input_layout == "nchw" else (input_shape[1], input_shape[2])
-        if self.output_layout == "nchw":
+        if self.output_flattened:
+            ohw = self.output_size  # a flat vector does not say its height and width
+        elif len(output_shape) == 2:  # class indices without a batch axis (h, w)
+            ohw = (output_shape[0], output_shape[1])
+        elif self.output_layout == "nchw":
             ohw = (output_shape[2], output_shape[3])
         else:  # (1, h, w, C) or class indices (1, h, w)
             ohw = (output_shape[1], output_shape[2])
@@ -256,44 +300,85 @@ def _input_layout(spec: TensorSpec, label: str) -> Tuple[str, int, Tuple[int, in
         )
     if sig[0] not in (1, -1):
         raise UnsupportedModelError(f"{label}: input batch size is {sig[0]}; mtkseg runs batch 1 (re-export with batch 1)")
-    if shape[3] in (1, 3) and sig[3] != -1:
+    if shape[3] in (1, 3, 4) and sig[3] != -1:
         layout, channels, hw, dyn = "nhwc", shape[3], (shape[1], shape[2]), (sig[1] == -1 or sig[2] == -1)
-    elif shape[1] in (1, 3) and sig[1] != -1:
+    elif shape[1] in (1, 3, 4) and sig[1] != -1:
         layout, channels, hw, dyn = "nchw", shape[1], (shape[2], shape[3]), (sig[2] == -1 or sig[3] == -1)
     else:
         raise UnsupportedModelError(
             f"{label}: input {spec.name!r} has shape {list(sig)}: {shape[3] if shape[3] > 0 else '?'} channels; "
-            "mtkseg supports 1 (gray) or 3 (colour) channel images, NHWC or NCHW"
+            "mtkseg supports 1 (gray), 3 (colour) or 4 (colour + previous mask) channel images, NHWC or NCHW"
         )
     return layout, int(channels), (int(hw[0]), int(hw[1])), bool(dyn)
 
 
-def _output_kind(spec: TensorSpec, producer: str, in_hw: Tuple[int, int], label: str) -> Tuple[str, str, Tuple[int, int], Optional[int]]:
-    """(kind, layout, (h, w), num_classes) of an output tensor; UnsupportedModelError if none fits."""
+def _unflatten(n: int, in_hw: Tuple[int, int], map_size: Optional[Tuple[int, int]], what: str) -> Optional[Tuple[int, int, int]]:
+    """(h, w, C) of a flattened ``[1, n]`` map: ``map_size`` if given, else the input size or a
+    power-of-two fraction of it that divides ``n`` (None when nothing fits)."""
+    if map_size is not None:
+        h, w = map_size
+        if n % (h * w):
+            raise InvalidArgumentError(
+                f"output_map_size: {what} holds {n} values, which is not a multiple of {h}x{w}; "
+                "pass the (height, width) the model flattened"
+            )
+        return h, w, n // (h * w)
+    ih, iw = in_hw
+    for f in _FLAT_FACTORS:
+        if ih % f or iw % f:
+            continue
+        h, w = ih // f, iw // f
+        if h * w < _MIN_FLAT_PIXELS:
+            break
+        if n % (h * w) == 0 and n // (h * w) <= 256:
+            return h, w, n // (h * w)
+    return None
+
+
+def _output_kind(spec: TensorSpec, producer: str, in_hw: Tuple[int, int], label: str,
+                 map_size: Optional[Tuple[int, int]] = None) -> Tuple[str, str, Tuple[int, int], Optional[int], bool]:
+    """(kind, layout, (h, w), num_classes, flattened) of an output tensor; UnsupportedModelError
+    if none fits."""
     shape, sig, dtype = spec.shape, spec.shape_signature, spec.dtype
     what = f"{label}: output {spec.name!r} {list(sig)} {dtype}"
-    if len(shape) == 3 and shape[0] == 1:
+    integer = dtype in ("int32", "int64") or (dtype in ("uint8", "int8") and not spec.quantized)
+    flattened = False
+    if len(shape) == 2 and shape[0] == 1 and -1 not in sig:
+        found = _unflatten(int(shape[1]), in_hw, map_size, what)
+        if found is None:
+            raise UnsupportedModelError(
+                f"{what} is not a segmentation map: a flat [1, N] output must hold an h x w (x C) map; "
+                f"{shape[1]} values fit no fraction of the {in_hw[0]}x{in_hw[1]} input (pass output_map_size=(h, w) "
+                "if it is one)"
+            )
+        h, w, c = found
+        shape = sig = (1, h, w, c)
+        flattened = True
+    elif len(shape) == 2 and integer and _ratio_matches(shape[0], shape[1], *in_hw):
+        shape, sig = (1,) + shape + (1,), (1,) + sig + (1,)  # class indices without a batch axis
+    elif len(shape) == 3 and shape[0] == 1:
         shape, sig = shape + (1,), sig + (1,)
     if len(shape) != 4 or shape[0] != 1:
         raise UnsupportedModelError(
             f"{what} is not a segmentation map: expected (1, h, w, C) / (1, C, h, w) scores, "
-            "(1, h, w[, 1]) class indices or (1, h, w, 1) one-channel scores"
+            "(1, h, w[, 1]) / (h, w) class indices, (1, h, w, 1) one-channel scores or a flattened (1, h*w*C) map"
         )
-    integer = dtype in ("int32", "int64") or (dtype in ("uint8", "int8") and not spec.quantized)
     if shape[3] == 1 and sig[3] != -1:
         hw = (shape[1], shape[2])
         if integer:
             if dtype not in _LABEL_DTYPES:
-                raise UnsupportedModelError(f"{what}: class-index output must be int32/int64/uint8")
-            return "class_index", "nhwc", hw, None
+                raise UnsupportedModelError(f"{what}: class-index output must be int32/int64/uint8/int8")
+            return "class_index", "nhwc", hw, None, flattened
         if dtype not in _SCORE_DTYPES:
             raise UnsupportedModelError(f"{what}: one-channel score output must be float32/float16/int8/uint8")
-        return ("binary_probability" if producer == "LOGISTIC" else "binary_logit"), "nhwc", hw, 2
+        return ("binary_probability" if producer == "LOGISTIC" else "binary_logit"), "nhwc", hw, 2, flattened
     if integer and dtype in ("int32", "int64"):
         raise UnsupportedModelError(f"{what}: integer output with several channels is neither scores nor class indices")
     if dtype not in _SCORE_DTYPES:
         raise UnsupportedModelError(f"{what}: score outputs must be float32/float16/int8/uint8")
-    if sig[3] == -1 and sig[1] != -1:
+    if flattened:
+        layout = "nhwc"
+    elif sig[3] == -1 and sig[1] != -1:
         layout = "nchw"
     elif sig[1] == -1 and sig[3] != -1:
         layout = "nhwc"
@@ -309,33 +394,51 @@ def _output_kind(spec: TensorSpec, producer: str, in_hw: Tuple[int, int], label:
     if classes < 2:
         raise UnsupportedModelError(f"{what}: a score map needs at least 2 classes")
     kind = "probabilities" if producer == "SOFTMAX" else "logits"
-    return kind, layout, (int(hw[0]), int(hw[1])), int(classes)
+    return kind, layout, (int(hw[0]), int(hw[1])), int(classes), flattened
 
 
-def describe_model(
-    mf: ModelFile,
-    *,
-    labels: Optional[Sequence[str]] = None,
-    normalization: NormalizationArg = None,
-    input_size: Optional[Sequence[int]] = None,
-) -> ModelInfo:
-    """Read a validated model into a :class:`ModelInfo` (see the module doc for precedence).
+def _describe_tensor(spec: TensorSpec) -> str:
+    return f"{spec.name} {list(spec.shape_signature if -1 in spec.shape_signature else spec.shape)} {spec.dtype}"
 
-    Raises:
-        UnsupportedModelError: the tensors are not a layout/dtype mtkseg supports (says which).
-        InvalidModelError: metadata or sidecar is corrupt or contradicts the model.
-        InvalidArgumentError: ``labels``/``normalization``/``input_size`` are invalid.
-    """
-    label = mf.label
-    if len(mf.inputs) != 1:
-        raise UnsupportedModelError(
-            f"{label}: the model has {len(mf.inputs)} inputs "
-            f"({', '.join(repr(t.name) for t in mf.inputs)}); mtkseg runs single-image models"
+
+def _allocated_specs(mf: ModelFile, tensors: TensorsArg) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
+    """The tensors to describe: as allocated when given (logging where the file disagrees)."""
+    if tensors is None:
+        return mf.inputs, mf.outputs
+    ins, outs = tuple(tensors[0]), tuple(tensors[1])
+    if len(ins) != len(mf.inputs) or len(outs) != len(mf.outputs):
+        raise InvalidArgumentError(
+            f"tensors: {len(ins)} inputs / {len(outs)} outputs given for a model with "
+            f"{len(mf.inputs)} / {len(mf.outputs)}"
         )
-    spec_in = mf.inputs[0]
-    layout, channels, hw, resizable = _input_layout(spec_in, label)
-    in_scale, in_zp = _single_quant(spec_in, "input", label)
+    for declared, allocated in zip(mf.inputs + mf.outputs, ins + outs):
+        if (declared.shape, declared.dtype) != (allocated.shape, allocated.dtype):
+            log.info(
+                "%s: tensor %r is declared %s %s in the file but allocated %s %s by the interpreter; "
+                "using the allocated tensor",
+                mf.label, declared.name, list(declared.shape), declared.dtype, list(allocated.shape), allocated.dtype,
+            )
+    return ins, outs
 
+
+def _output_position(output: OutputArg, specs: Sequence[TensorSpec], label: str) -> int:
+    names = [s.name for s in specs]
+    if isinstance(output, bool) or not isinstance(output, (int, np.integer, str)):
+        raise InvalidTypeError(f"output: expected an output index or name, got {type(output).__name__}")
+    if isinstance(output, str):
+        if output not in names:
+            raise InvalidArgumentError(f"output: {label} has no output named {output!r}; its outputs are {names}")
+        return names.index(output)
+    if not 0 <= int(output) < len(specs):
+        raise InvalidArgumentError(f"output: index {output} outside 0..{len(specs) - 1} ({label} outputs {names})")
+    return int(output)
+
+
+def _input_hw(mf: ModelFile, spec_in: TensorSpec, input_size: Optional[Sequence[int]],
+              meta: Optional[TfliteMetadata], sidecar: Optional[Sidecar]) -> Tuple[str, int, Tuple[int, int], bool]:
+    """(layout, channels, (h, w) to run at, resizable) of the input."""
+    label = mf.label
+    layout, channels, hw, resizable = _input_layout(spec_in, label)
     if input_size is not None:
         try:
             size = tuple(int(v) for v in input_size)
@@ -349,13 +452,7 @@ def describe_model(
                 "(only models exported with a dynamic height/width can be resized)"
             )
         hw = (size[0], size[1])
-
-    meta: Optional[TfliteMetadata] = None
-    if "TFLITE_METADATA" in mf.metadata:
-        meta = read_tflite_metadata(mf.metadata["TFLITE_METADATA"], mf.data, label)
-    sidecar: Optional[Sidecar] = read_sidecar(mf.path)
-
-    if resizable and input_size is None:
+    elif resizable:
         if meta is not None and meta.default_size is not None:
             hw = meta.default_size
         elif sidecar is not None and sidecar.input_size is not None:
@@ -365,19 +462,121 @@ def describe_model(
                 f"{label}: the input height/width are dynamic {list(spec_in.shape_signature)}; "
                 "pass input_size=(height, width) to choose the resolution"
             )
+    return layout, channels, hw, resizable
 
-    # Output: first output with a supported layout.
-    chosen = None
-    errors = []
-    for i, spec in enumerate(mf.outputs):
+
+def _metadata(mf: ModelFile) -> Tuple[Optional[TfliteMetadata], Optional[Sidecar]]:
+    meta = None
+    if "TFLITE_METADATA" in mf.metadata:
+        meta = read_tflite_metadata(mf.metadata["TFLITE_METADATA"], mf.data, mf.label)
+    return meta, read_sidecar(mf.path)
+
+
+def _single_input(mf: ModelFile) -> TensorSpec:
+    if len(mf.inputs) != 1:
+        raise UnsupportedModelError(
+            f"{mf.label}: the model has {len(mf.inputs)} inputs "
+            f"({', '.join(repr(t.name) for t in mf.inputs)}); mtkseg runs single-image models"
+        )
+    return mf.inputs[0]
+
+
+def input_plan(mf: ModelFile, input_size: Optional[Sequence[int]] = None) -> Tuple[Tuple[int, ...], bool]:
+    """(input shape to allocate, resizable): what an interpreter needs before it can allocate
+    tensors, read from the file alone.
+
+    Raises:
+        UnsupportedModelError: the input is not an image tensor mtkseg can feed.
+        InvalidArgumentError: ``input_size`` is invalid for this model.
+    """
+    spec_in = _single_input(mf)
+    meta, sidecar = _metadata(mf)
+    layout, _, hw, resizable = _input_hw(mf, spec_in, input_size, meta, sidecar)
+    return _input_shape(spec_in, layout, hw), resizable
+
+
+def _input_shape(spec_in: TensorSpec, layout: str, hw: Tuple[int, int]) -> Tuple[int, ...]:
+    in_shape = list(spec_in.shape)
+    if layout == "nchw":
+        in_shape[2], in_shape[3] = hw
+    else:
+        in_shape[1], in_shape[2] = hw
+    in_shape[0] = 1
+    return tuple(int(v) for v in in_shape)
+
+
+def describe_model(
+    mf: ModelFile,
+    *,
+    labels: LabelsArg = None,
+    normalization: NormalizationArg = None,
+    input_size: Optional[Sequence[int]] = None,
+    output: OutputArg = None,
+    output_map_size: Optional[Sequence[int]] = None,
+    tensors: TensorsArg = None,
+) -> ModelInfo:
+    """Read a validated model into a :class:`ModelInfo` (see the module doc for precedence).
+
+    Args:
+        mf: the model file (:func:`~mtkseg.runtime.read_model_file`).
+        labels: class names, or the path of a text label map.
+        normalization: the input value range (see :func:`parse_normalization`).
+        input_size: ``(height, width)`` for a resizable input.
+        output: which output is the segmentation map (index or tensor name); default the
+            largest map among the outputs.
+        output_map_size: ``(height, width)`` of a flattened ``[1, h*w*C]`` output when it is
+            not the input size (or a power-of-two fraction of it).
+        tensors: ``(inputs, outputs)`` as an interpreter allocated them (preferred to the
+            shapes declared in the file).
+
+    Raises:
+        UnsupportedModelError: the tensors are not a layout/dtype mtkseg supports (says which).
+        InvalidModelError: metadata or sidecar is corrupt or contradicts the model.
+        InvalidArgumentError: ``labels``/``normalization``/``input_size``/``output``/
+            ``output_map_size`` are invalid.
+    """
+    label = mf.label
+    _single_input(mf)
+    specs_in, specs_out = _allocated_specs(mf, tensors)
+    spec_in = specs_in[0]
+    meta, sidecar = _metadata(mf)
+    layout, channels, hw, resizable = _input_hw(mf, spec_in, input_size, meta, sidecar)
+    in_scale, in_zp = _single_quant(spec_in, "input", label)
+    map_size = None
+    if output_map_size is not None:
         try:
-            chosen = (i, spec, _output_kind(spec, mf.producers.get(spec.index, ""), hw, label))
-            break
+            mh, mw = (int(v) for v in output_map_size)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"output_map_size: expected (height, width), got {output_map_size!r}") from exc
+        if mh <= 0 or mw <= 0:
+            raise InvalidArgumentError(f"output_map_size: expected positive (height, width), got {output_map_size!r}")
+        map_size = (mh, mw)
+
+    # Output: the largest segmentation map among the outputs (or the one asked for).
+    positions = range(len(specs_out)) if output is None else [_output_position(output, specs_out, label)]
+    found = []
+    errors = []
+    for i in positions:
+        spec = specs_out[i]
+        try:
+            found.append((i, spec, _output_kind(spec, mf.source_op(spec.index), hw, label, map_size)))
         except UnsupportedModelError as exc:
             errors.append(str(exc))
-    if chosen is None:
+    if not found:
         raise UnsupportedModelError("; ".join(errors) if errors else f"{label}: the model has no outputs")
-    out_index, spec_out, (kind, out_layout, out_hw, num_classes) = chosen
+    chosen = max(found, key=lambda f: (f[2][2][0] * f[2][2][1], not f[2][4], -f[0]))
+    if len(found) > 1:
+        log.info("%s: %d outputs look like maps (%s); using output %d %r, the largest (output= picks another)",
+                 label, len(found), ", ".join(repr(f[1].name) for f in found), chosen[0], chosen[1].name)
+    out_index, spec_out, (kind, out_layout, out_hw, num_classes, flattened) = chosen
+    if map_size is not None and not flattened:
+        raise InvalidArgumentError(
+            f"output_map_size: output {spec_out.name!r} {list(spec_out.shape)} is not flattened; "
+            "output_map_size only applies to [1, h*w*C] outputs"
+        )
+    if flattened:
+        log.info("%s: output %r %s is a flattened map; read as %dx%d x %s", label, spec_out.name,
+                 list(spec_out.shape), out_hw[0], out_hw[1], num_classes or 1)
     out_scale, out_zp = _single_quant(spec_out, "output", label)
 
     # Value range.
@@ -414,19 +613,23 @@ def describe_model(
         color_order = "rgb"
 
     # Labels.
-    if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
-            raise InvalidTypeError("labels: expected a sequence of class-name strings")
-        names, labels_source = tuple(labels), "argument"
-        if num_classes is not None and len(names) != num_classes:
-            raise InvalidArgumentError(f"labels: {len(names)} names for a model with {num_classes} classes")
+    given = resolve_labels(labels)
+    if given is not None:
+        names, labels_source = given, "argument"
     elif meta is not None and meta.labels:
         names, labels_source = meta.labels, "metadata"
     elif sidecar is not None and sidecar.labels:
         names, labels_source = sidecar.labels, "sidecar"
     else:
         names, labels_source = (), "none"
-    if labels_source in ("metadata", "sidecar") and num_classes is not None and len(names) != num_classes:
+    if kind in ("binary_probability", "binary_logit") and len(names) == 1:
+        # MediaPipe's convention: a one-channel model's single label names the foreground.
+        log.info("%s: the one label %r names the foreground of a one-channel model; class 0 is 'background'",
+                 label, names[0])
+        names = ("background", names[0])
+    if num_classes is not None and names and len(names) != num_classes:
+        if labels_source == "argument":
+            raise InvalidArgumentError(f"labels: {len(names)} names for a model with {num_classes} classes")
         raise InvalidModelError(
             f"{label}: the {labels_source} lists {len(names)} labels but the model outputs {num_classes} classes; "
             "fix the label list or pass labels=[...]"
@@ -443,17 +646,15 @@ def describe_model(
         else default_palette(count)
     palette: Tuple[Tuple[int, int, int], ...] = tuple((int(c[0]), int(c[1]), int(c[2])) for c in colours)
 
-    in_shape = list(spec_in.shape)
-    if layout == "nchw":
-        in_shape[2], in_shape[3] = hw
-    else:
-        in_shape[1], in_shape[2] = hw
-    in_shape[0] = 1
+    in_shape = _input_shape(spec_in, layout, hw)
+    if channels == 4:
+        log.info("%s: 4-channel input: channel 4 takes the previous frame's foreground probability "
+                 "(Segmenter(prior=...) for single images)", label)
     return ModelInfo(
         path=str(mf.path) if mf.path is not None else None,
         size_bytes=mf.size,
         input_name=spec_in.name,
-        input_shape=tuple(in_shape),
+        input_shape=in_shape,
         input_shape_signature=spec_in.shape_signature,
         input_dtype=spec_in.dtype,
         input_layout=layout,
@@ -486,5 +687,9 @@ def describe_model(
         sidecar=str(sidecar.path) if sidecar is not None else None,
         num_outputs=len(mf.outputs),
         output_index=out_index,
+        input_prior=channels == 4,
+        output_flattened=flattened,
+        outputs=tuple(_describe_tensor(t) for t in specs_out),
+        tensors_source="file" if tensors is None else "interpreter",
     )
 

@@ -63,6 +63,24 @@ class ModelFile:
     metadata: Dict[str, bytes] = field(repr=False)
     schema_version: int = 3
     description: str = ""
+    #: tensor index -> input tensor indices of the operator that produces it
+    producer_inputs: Dict[int, Tuple[int, ...]] = field(default_factory=dict, repr=False)
+
+    def source_op(self, tensor_index: int) -> str:
+        """The operator that computes ``tensor_index``, looking through the shape-only and
+        (de)quantisation ops converters append (a flattened sigmoid map is
+        ``LOGISTIC → RESHAPE``): what says whether an output holds probabilities."""
+        seen = set()
+        t = int(tensor_index)
+        op = self.producers.get(t, "")
+        while op in _PASS_THROUGH_OPS and t not in seen:
+            seen.add(t)
+            inputs = self.producer_inputs.get(t, ())
+            if not inputs:
+                break
+            t = inputs[0]
+            op = self.producers.get(t, op)
+        return op
 
     @property
     def size(self) -> int:
@@ -87,6 +105,9 @@ def _schema():
 
 
 _OP_NAMES: Dict[int, str] = {}
+
+#: Operators that move or re-encode values without changing what they mean.
+_PASS_THROUGH_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANTIZE", "CAST"})
 
 
 def _op_name(schema, code: int) -> str:
@@ -157,6 +178,7 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
     sub = model.Subgraphs(0)
     num_tensors = sub.TensorsLength()
     producers: Dict[int, str] = {}
+    producer_inputs: Dict[int, Tuple[int, ...]] = {}
     operators = []
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
@@ -164,8 +186,10 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
         if idx >= len(codes):
             raise InvalidModelError(f"{label}: corrupt model (operator {i} uses opcode {idx} of {len(codes)})")
         operators.append(codes[idx])
+        ins = tuple(int(v) for v in op.InputsAsNumpy()) if op.InputsLength() else ()
         for t in op.OutputsAsNumpy() if op.OutputsLength() else ():
             producers[int(t)] = codes[idx]
+            producer_inputs[int(t)] = ins
     inputs: List[TensorSpec] = []
     outputs: List[TensorSpec] = []
     for getter, count, dest in ((sub.Inputs, sub.InputsLength(), inputs), (sub.Outputs, sub.OutputsLength(), outputs)):
@@ -204,6 +228,7 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
         metadata=metadata,
         schema_version=int(model.Version()),
         description=desc.decode("utf-8", "replace") if desc else "",
+        producer_inputs=producer_inputs,
     )
 
 

@@ -12,13 +12,24 @@
     staging array preprocessing writes into) and one copy out (a fresh array per frame).
 
 :func:`open_session` walks the delegate/accelerator fallback chain (see
-:mod:`mtkseg.runtime.delegates`) and maps backend failures to typed errors.
+:mod:`mtkseg.runtime.delegates`) and maps backend failures to typed errors.  On the CPU
+(``delegate="auto"``/``"cpu"``), a model XNNPACK cannot prepare (e.g. "failed to delegate
+RESIZE_BILINEAR") runs on LiteRT's builtin kernels without the default delegate
+(``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``), logged, and ``delegate`` says so;
+``delegate="xnnpack"`` never falls back.  XNNPACK is always tried first, because some models
+(MediaPipe's selfie and hair models) use custom ops only XNNPACK implements.
+
+A session is opened before the model is described: :meth:`Session.tensor_specs` reports the
+tensors as *allocated* (stale declared shapes in old converters' files are common), the
+caller describes them (:func:`mtkseg.runtime.describe_model`) and then picks the output
+with :meth:`Session.select_output`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -41,10 +52,10 @@ from .delegates import (
     preflight_library,
     raise_delegate_error,
 )
-from .info import ModelInfo
-from .modelfile import ModelFile
+from .modelfile import ModelFile, TensorSpec
 
-__all__ = ["Session", "InterpreterSession", "CompiledModelSession", "open_session", "check_num_threads"]
+__all__ = ["Session", "InterpreterSession", "CompiledModelSession", "open_session", "check_num_threads",
+           "spec_from_details", "BUILTIN_CPU"]
 
 log = logging.getLogger("mtkseg.runtime")
 
@@ -72,6 +83,14 @@ class Session:
 
     def shapes(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:  # pragma: no cover - interface
         """(input shape, output shape) as allocated now."""
+        raise NotImplementedError
+
+    def tensor_specs(self) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:  # pragma: no cover
+        """(inputs, outputs) as the runtime allocated them, in the model's order."""
+        raise NotImplementedError
+
+    def select_output(self, position: int) -> None:  # pragma: no cover - interface
+        """Make output ``position`` (in the model's output order) the one :meth:`output_buffer` returns."""
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - interface
@@ -111,6 +130,18 @@ def op_error(exc: BaseException, mf: ModelFile, backend: Backend) -> Optional[Un
     return None
 
 
+def spec_from_details(d: Mapping[str, Any]) -> TensorSpec:
+    """A :class:`TensorSpec` from an interpreter's ``get_input/output_details()`` entry."""
+    q = d.get("quantization_parameters") or {}
+    scales = tuple(float(v) for v in np.asarray(q.get("scales", ())).reshape(-1))
+    zps = tuple(int(v) for v in np.asarray(q.get("zero_points", ())).reshape(-1))
+    if scales and len(zps) != len(scales):
+        zps = (0,) * len(scales)
+    shape = tuple(int(v) for v in d["shape"])
+    sig = tuple(int(v) for v in d.get("shape_signature", shape)) or shape
+    return TensorSpec(int(d["index"]), str(d["name"]), np.dtype(d["dtype"]).name, shape, sig, scales, zps)
+
+
 def check_num_threads(num_threads: Optional[int]) -> int:
     """Validate ``num_threads`` (None → usable cores)."""
     if num_threads is None:
@@ -135,6 +166,7 @@ class InterpreterSession(Session):
         self._it = interpreter
         self._in = int(input_index)
         self._out = int(output_index)
+        self._outputs = [int(d["index"]) for d in interpreter.get_output_details()]
         self._delegate_handle = delegate_handle  # keep the delegate alive as long as the interpreter
         self.backend = str(backend)
         self.delegate = delegate
@@ -169,43 +201,87 @@ class InterpreterSession(Session):
         details = {d["index"]: d for d in it.get_input_details() + it.get_output_details()}
         return tuple(int(v) for v in details[self._in]["shape"]), tuple(int(v) for v in details[self._out]["shape"])
 
+    def tensor_specs(self) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
+        it = self._require_open()
+        return (tuple(spec_from_details(d) for d in it.get_input_details()),
+                tuple(spec_from_details(d) for d in it.get_output_details()))
+
+    def select_output(self, position: int) -> None:
+        if not 0 <= int(position) < len(self._outputs):
+            raise InvalidArgumentError(f"output: index {position} outside 0..{len(self._outputs) - 1}")
+        self._out = self._outputs[int(position)]
+
     def close(self) -> None:
         self._it = None
         self._delegate_handle = None
 
 
-def _make_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int, delegates: List[Any]) -> Any:
-    kwargs = {"model_content": mf.data, "num_threads": threads}
+def _make_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threads: int,
+                      delegates: List[Any], builtin: bool = False) -> Any:
+    kwargs: dict = {"model_content": mf.data, "num_threads": threads}
     if delegates:
         kwargs["experimental_delegates"] = delegates
+    if builtin:
+        kwargs["experimental_op_resolver_type"] = backend.builtin_resolver
     it = backend.interpreter_class(**kwargs)
     in_index = mf.inputs[0].index
     declared = tuple(int(v) for v in mf.inputs[0].shape)
-    if tuple(info.input_shape) != declared:
-        it.resize_tensor_input(in_index, list(info.input_shape), strict=False)
+    if tuple(input_shape) != declared:
+        it.resize_tensor_input(in_index, list(input_shape), strict=False)
     it.allocate_tensors()
     return it
 
 
-def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int,
+#: ``delegate`` of a session on LiteRT's builtin kernels after XNNPACK failed.
+BUILTIN_CPU = "cpu (builtin kernels: XNNPACK could not prepare the model)"
+
+
+def _open_cpu(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threads: int,
+              attempts: List[Tuple[str, str]], allow_builtin: bool) -> Tuple[Any, str]:
+    """The interpreter on the CPU: XNNPACK (the default delegate), else the builtin kernels."""
+    try:
+        return _make_interpreter(backend, mf, input_shape, threads, []), "cpu"
+    except (RuntimeError, ValueError) as exc:
+        err = op_error(exc, mf, backend)
+        if err is not None:
+            raise err from exc
+        reason = " ".join(str(exc).split())
+        if not allow_builtin or backend.builtin_resolver is None:
+            how = ("delegate='xnnpack' does not fall back; use delegate='cpu' to run on the builtin kernels"
+                   if backend.builtin_resolver is not None else
+                   f"{backend} cannot disable its default delegate; try ai-edge-litert")
+            raise ModelError(f"{mf.label}: {backend} could not load the model: {reason} ({how})") from exc
+        try:
+            it = _make_interpreter(backend, mf, input_shape, threads, [], builtin=True)
+        except (RuntimeError, ValueError) as exc2:
+            err = op_error(exc2, mf, backend)
+            if err is not None:
+                raise err from exc2
+            raise ModelError(
+                f"{mf.label}: {backend} could not load the model with XNNPACK ({reason}) nor with its builtin "
+                f"kernels ({' '.join(str(exc2).split())})"
+            ) from exc2
+        attempts.append(("xnnpack", reason))
+        log.warning("%s: XNNPACK could not prepare the model (%s); running on LiteRT's builtin CPU kernels "
+                    "without the default delegate (slower)", mf.label, reason[:300])
+        return it, BUILTIN_CPU
+
+
+def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threads: int,
                       candidates: List[DelegateCandidate], explicit: bool,
-                      delegate_options: Optional[Mapping[str, object]], quiet: bool) -> InterpreterSession:
+                      delegate_options: Optional[Mapping[str, object]], quiet: bool,
+                      allow_builtin: bool = True) -> InterpreterSession:
     attempts: List[Tuple[str, str]] = []
     # "auto" expects most delegates to be missing on a given machine: log skips at INFO.
     level = logging.INFO if quiet else logging.WARNING
-    in_index, out_index = mf.inputs[0].index, mf.outputs[info.output_index].index
+    in_index, out_index = mf.inputs[0].index, mf.outputs[0].index
     for cand in candidates:
         if cand.is_cpu:
-            try:
-                it = _make_interpreter(backend, mf, info, threads, [])
-            except (RuntimeError, ValueError) as exc:
-                err = op_error(exc, mf, backend)
-                if err is not None:
-                    raise err from exc
-                raise ModelError(f"{mf.label}: {backend} could not load the model: {exc}") from exc
-            if attempts:
-                log.log(level, "%s: running on cpu (%d delegate attempt(s) skipped)", mf.label, len(attempts))
-            return InterpreterSession(it, in_index, out_index, backend, "cpu", attempts, None, threads)
+            skipped = len(attempts)
+            it, desc = _open_cpu(backend, mf, input_shape, threads, attempts, allow_builtin)
+            if skipped:
+                log.log(level, "%s: running on cpu (%d delegate attempt(s) skipped)", mf.label, skipped)
+            return InterpreterSession(it, in_index, out_index, backend, desc, attempts, None, threads)
         if not cand.libraries:
             reason = "no delegate library for this platform (NNAPI exists only on Android)"
             attempts.append((cand.name, reason))
@@ -227,7 +303,7 @@ def _open_interpreter(backend: Backend, mf: ModelFile, info: ModelInfo, threads:
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
             try:
-                it = _make_interpreter(backend, mf, info, threads, [handle])
+                it = _make_interpreter(backend, mf, input_shape, threads, [handle])
             except Exception as exc:
                 err = op_error(exc, mf, backend)
                 if explicit and err is not None:
@@ -265,10 +341,9 @@ class CompiledModelSession(Session):
     copies_per_frame = 2
     output_owned = True
 
-    def __init__(self, model: Any, info: ModelInfo, mf: ModelFile, backend: Backend, accelerator: str,
+    def __init__(self, model: Any, mf: ModelFile, backend: Backend, accelerator: str,
                  attempts: Sequence[Tuple[str, str]], num_threads: int):
         self._cm = model
-        self._info = info
         self._mf = mf
         self.backend = f"{backend} (CompiledModel)"
         self.delegate = accelerator
@@ -282,18 +357,38 @@ class CompiledModelSession(Session):
         ins = self._cm.get_input_tensor_details(self._key)
         outs = self._cm.get_output_tensor_details(self._key)
         in_name = next(iter(ins))
-        out_names = list(outs)
-        wanted = self._info.output_name
-        out_name = next((n for n in out_names if outs[n].get("name") == wanted), out_names[min(self._info.output_index, len(out_names) - 1)])
-        self._out_pos = out_names.index(out_name)
-        in_d, out_d = ins[in_name], outs[out_name]
+        self._out_details = [outs[n] for n in outs]
+        in_d = ins[in_name]
         self._in_shape = tuple(int(v) for v in in_d["shape"])
-        self._out_shape = tuple(int(v) for v in out_d["shape"])
-        self._out_dtype = np.dtype(str(out_d["dtype"]))
         self._staging = _aligned_empty(self._in_shape, np.dtype(str(in_d["dtype"])))
         self._inputs = self._cm.create_input_buffers(0)
         self._outputs = self._cm.create_output_buffers(0)
         self._result: Optional[np.ndarray] = None
+        self.select_output(0)
+
+    def tensor_specs(self) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
+        # The CompiledModel API reports shapes and dtypes but not quantisation: the file's
+        # specs with the compiled shapes where the counts agree.
+        outs = list(self._mf.outputs)
+        if len(self._out_details) == len(outs):
+            outs = [replace(spec, shape=tuple(int(v) for v in d["shape"])) for spec, d in zip(outs, self._out_details)]
+        return tuple(self._mf.inputs), tuple(outs)
+
+    def select_output(self, position: int) -> None:
+        pos = int(position)
+        if not 0 <= pos < len(self._mf.outputs):
+            raise InvalidArgumentError(f"output: index {position} outside 0..{len(self._mf.outputs) - 1}")
+        wanted = self._mf.outputs[pos].name
+        names = [d.get("name") for d in self._out_details]
+        self._out_pos = names.index(wanted) if wanted in names else min(pos, len(self._out_details) - 1)
+        out_d = self._out_details[self._out_pos]
+        self._out_shape = tuple(int(v) for v in out_d["shape"])
+        self._out_dtype = np.dtype(str(out_d["dtype"]))
+        if self._out_dtype.name not in _TENSOR_BUFFER_DTYPES:
+            raise UnsupportedModelError(
+                f"{self._mf.label}: LiteRT CompiledModel buffers cannot hold {self._out_dtype.name} outputs; "
+                "use the Interpreter path (delegate=..., accelerator=None)"
+            )
 
     def input_buffer(self) -> np.ndarray:
         return self._staging
@@ -326,16 +421,18 @@ class CompiledModelSession(Session):
 _TENSOR_BUFFER_DTYPES = ("float32", "float16", "int32", "int8", "uint8")
 
 
-def _open_compiled(backend: Backend, mf: ModelFile, info: ModelInfo, threads: int, names: List[str],
+def _open_compiled(backend: Backend, mf: ModelFile, threads: int, names: List[str],
                    explicit: bool, quiet: bool) -> CompiledModelSession:
     from ai_edge_litert.compiled_model import CompiledModel  # type: ignore[import-not-found]
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator  # type: ignore[import-not-found]
     from ai_edge_litert.options import CpuOptions, Options  # type: ignore[import-not-found]
 
-    if info.output_dtype not in _TENSOR_BUFFER_DTYPES or info.input_dtype not in _TENSOR_BUFFER_DTYPES:
+    in_dtype = mf.inputs[0].dtype
+    if in_dtype not in _TENSOR_BUFFER_DTYPES or not any(o.dtype in _TENSOR_BUFFER_DTYPES for o in mf.outputs):
+        out_dtypes = sorted({o.dtype for o in mf.outputs})
         raise UnsupportedModelError(
-            f"{mf.label}: LiteRT CompiledModel buffers cannot hold {info.input_dtype} inputs / "
-            f"{info.output_dtype} outputs; use the Interpreter path (delegate=..., accelerator=None)"
+            f"{mf.label}: LiteRT CompiledModel buffers cannot hold {in_dtype} inputs / "
+            f"{'/'.join(out_dtypes)} outputs; use the Interpreter path (delegate=..., accelerator=None)"
         )
     flags = {"npu": HardwareAccelerator.NPU, "gpu": HardwareAccelerator.GPU, "cpu": HardwareAccelerator.CPU}
     level = logging.INFO if quiet else logging.WARNING
@@ -344,7 +441,7 @@ def _open_compiled(backend: Backend, mf: ModelFile, info: ModelInfo, threads: in
         try:
             options = Options(hardware_accelerators=flags[name], cpu_options=CpuOptions(num_threads=threads))
             cm = CompiledModel.from_buffer(mf.data, options=options)
-            session = CompiledModelSession(cm, info, mf, backend, name, attempts, threads)
+            session = CompiledModelSession(cm, mf, backend, name, attempts, threads)
         except Exception as exc:  # RuntimeError from the native layer
             err = op_error(exc, mf, backend)
             if err is not None and name == "cpu":
@@ -371,15 +468,18 @@ def _open_compiled(backend: Backend, mf: ModelFile, info: ModelInfo, threads: in
 
 def open_session(
     mf: ModelFile,
-    info: ModelInfo,
+    input_shape: Sequence[int],
     *,
+    resizable: bool = False,
     delegate: DelegateSpec = "auto",
     delegate_options: Optional[Mapping[str, object]] = None,
     num_threads: Optional[int] = None,
     accelerator: Union[str, Sequence[str], None] = None,
     backend: Optional[Backend] = None,
 ) -> Session:
-    """Load ``mf`` on the first usable delegate (or accelerator) of the requested chain.
+    """Load ``mf`` on the first usable delegate (or accelerator) of the requested chain, its
+    input allocated at ``input_shape`` (see :func:`mtkseg.runtime.info.input_plan`); output 0
+    is selected until :meth:`Session.select_output`.
 
     Raises:
         DelegateError: an explicitly named delegate/accelerator (or every one of a list) failed.
@@ -398,7 +498,7 @@ def open_session(
                 "delegate= the Interpreter; pass one of them"
             )
         names, explicit = accelerator_candidates(accelerator)
-        if info.resizable:
+        if resizable:
             # LiteRT 2.3's CompiledModel sizes output buffers before the dynamic output shape is
             # known and corrupts the heap on run: keep resizable models on the Interpreter.
             reason = "the model's input is resizable, which LiteRT's CompiledModel cannot run safely"
@@ -412,7 +512,9 @@ def open_session(
             log.info("%s: accelerator skipped: %s; using the Interpreter", mf.label, reason)
         else:
             quiet = isinstance(accelerator, str) and accelerator.lower() == "auto"
-            return _open_compiled(backend, mf, info, threads, names, explicit, quiet)
+            return _open_compiled(backend, mf, threads, names, explicit, quiet)
     candidates, explicit = delegate_candidates(delegate)
     quiet = delegate is None or (isinstance(delegate, str) and delegate.strip().lower() == "auto")
-    return _open_interpreter(backend, mf, info, threads, candidates, explicit, delegate_options, quiet)
+    allow_builtin = not (isinstance(delegate, str) and delegate.strip().lower() == "xnnpack")
+    return _open_interpreter(backend, mf, input_shape, threads, candidates, explicit, delegate_options, quiet,
+                             allow_builtin)

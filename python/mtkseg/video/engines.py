@@ -1,5 +1,8 @@
 """How a stream's frames get segmented: the three steps a pipeline spreads over its threads.
 
+* :class:`RecurrentEngine` — a Segmenter whose model takes the previous frame's mask as a
+  4th input channel (``info.input_prior``): whole frames, in order, on one worker, each fed
+  the previous result's foreground probability.
 * :class:`StagedEngine` — a :class:`mtkseg.Segmenter`: ``prepare`` (reader thread),
   ``infer`` (one interpreter per worker: the Segmenter itself, or replicas of it),
   ``finish`` (in frame order).
@@ -11,13 +14,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["RunEngine", "StagedEngine", "check_segmenter", "make_engine", "plan_workers", "MAX_AUTO_WORKERS"]
+log = logging.getLogger("mtkseg.video")
+
+__all__ = ["RunEngine", "RecurrentEngine", "StagedEngine", "check_segmenter", "make_engine", "plan_workers", "MAX_AUTO_WORKERS"]
 
 #: Upper bound of the automatic worker count: more interpreters add memory and latency
 #: for little throughput on small models.
@@ -90,6 +96,24 @@ class RunEngine:
         return "1 worker (run)"
 
 
+class RecurrentEngine(RunEngine):
+    """Whole frames through ``segmenter.run`` on one worker, each frame's prior being the
+    previous frame's foreground probability (the first frame gets the Segmenter's ``prior``)."""
+
+    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter]) -> None:
+        super().__init__(segmenter, score_filter)
+        self._previous: Optional[np.ndarray] = None
+
+    def infer(self, worker: int, prepared: np.ndarray) -> Any:
+        kwargs = {} if self._score_filter is None else {"score_filter": self._score_filter}
+        result = self._segmenter.run(prepared, prior=self._previous, **kwargs)
+        self._previous = self._segmenter.foreground_probability(result)
+        return result
+
+    def __repr__(self) -> str:
+        return "1 worker (run, previous mask fed back)"
+
+
 class StagedEngine:
     """``prepare`` → ``infer`` on one of ``workers`` interpreters → ``finish`` in order."""
 
@@ -144,6 +168,15 @@ def make_engine(segmenter: Any, live: bool, workers: Optional[int],
                 score_filter: Optional[ScoreFilter]) -> Any:
     """The engine for ``segmenter`` (see :func:`plan_workers` for ``workers``)."""
     check_segmenter(segmenter)
+    info = getattr(segmenter, "info", None)
+    if getattr(info, "input_prior", False) and callable(getattr(segmenter, "foreground_probability", None)):
+        if workers is not None and workers != 1:
+            raise InvalidArgumentError(
+                f"workers: this model takes the previous frame's mask as input, so frames run one after "
+                f"another on one worker; use workers=1 (or None), got {workers!r}"
+            )
+        log.info("stream: the model's 4th input channel takes the previous frame's mask: one worker, in order")
+        return RecurrentEngine(segmenter, score_filter)
     count, threads = plan_workers(segmenter, live, workers)
     if not _is_staged(segmenter):
         return RunEngine(segmenter, score_filter)
