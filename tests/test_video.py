@@ -913,3 +913,42 @@ def test_real_segmenter_process_real_clip(int8_model: Path, tmp_path: Path) -> N
     stats = video.process(REAL_CLIP, Segmenter(str(int8_model)), sink=out, every=10, smoothing="ema")
     assert stats.frames_processed == 23 and stats.frames_skipped == 221 - 23
     assert count_frames(out) == 23
+
+
+def test_file_with_corrupt_middle_skips_bad_frames_and_reads_to_the_end(tmp_path, caplog):
+    """256 KiB of garbage in the middle of an mp4: ffmpeg decodes 192 of 221 frames; mtkseg used
+    to stop at frame 111 ("the file ended").  Now it skips the undecodable ones, counts them and
+    warns once."""
+    import logging
+    import random
+
+    from conftest import SHARED_DATA, require_shared
+
+    from mtkseg.video import open_source, process
+
+    clip = require_shared(SHARED_DATA / "videos" / "udacity_lanelines_solidWhiteRight.mp4")
+    data = bytearray(clip.read_bytes())
+    mid = len(data) // 2
+    rnd = random.Random(0)
+    data[mid:mid + 256 * 1024] = bytes(rnd.getrandbits(8) for _ in range(256 * 1024))
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(bytes(data))
+    cap = cv2.VideoCapture(str(bad))
+    decodable = 0
+    for _ in range(300):  # what OpenCV/ffmpeg can decode when reading on past errors
+        ok, _img = cap.read()
+        decodable += bool(ok)
+    cap.release()
+    assert 150 < decodable < 221
+    with caplog.at_level(logging.WARNING, logger="mtkseg.video.sources"):
+        with open_source(str(bad)) as src:
+            frames = list(src)
+            corrupt = src.corrupt
+    assert len(frames) == decodable and corrupt > 0
+    assert len(frames) + corrupt <= 221 and frames[-1].index < 221
+    assert [f.index for f in frames] == sorted({f.index for f in frames})
+    warnings = [r for r in caplog.records if "skipping undecodable" in r.getMessage()]
+    assert len(warnings) == 1
+    stats = process(str(bad), FakeSegmenter(), [], live=False)
+    assert stats.frames_processed == decodable and stats.frames_corrupt == corrupt
+    assert stats.error is None and "corrupt" in stats.summary()

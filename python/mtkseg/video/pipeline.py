@@ -374,6 +374,7 @@ def _read_loop(st: _State) -> None:
             stats.record("read", (t1 - t0) * 1000.0)
             stats.frames_read += 1
             stats.frames_skipped = source.skipped
+            stats.frames_corrupt = source.corrupt
             if st.realtime:  # pace a file like a camera: frame k is due at t_origin + ts_k
                 if t_origin is None:
                     t_origin = t1 - frame.timestamp_ms / 1000.0
@@ -398,6 +399,7 @@ def _read_loop(st: _State) -> None:
         st.set_reader_error(exc)
     finally:
         stats.frames_skipped = source.skipped
+        stats.frames_corrupt = source.corrupt
         source.close()  # closed by the thread that reads it: no concurrent access to the capture
         if st.live:
             st.inqs[0].close()

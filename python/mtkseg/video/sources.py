@@ -57,6 +57,9 @@ NETWORK_TIMEOUT_MS = 10_000
 # When a file ends this many frames (and more than 1 %) short of the count in its header,
 # it is reported as truncated.  Containers that only estimate the count are off by one or two.
 _TRUNCATION_SLACK = 2
+#: A file stops after this many undecodable frames in a row (short of the frame count in its
+#: header); fewer are skipped, counted in ``VideoSource.corrupt`` and warned about once.
+MAX_CONSECUTIVE_CORRUPT = 25
 
 SourceLike = Union[int, str, os.PathLike, Iterable[np.ndarray]]
 
@@ -95,6 +98,7 @@ class VideoSource:
         frame_count: number of frames when known (files, folders, sized iterables), else None.
         size: ``(height, width)`` when known before reading, else None.
         skipped: frames passed over by :meth:`frames` with ``every > 1``.
+        corrupt: undecodable frames skipped (video files; see :class:`CaptureSource`).
 
     A source is iterated once.  Reading stops at the end of the source; a source that fails
     part-way raises :class:`~mtkseg.errors.StreamError` from the iterator after the last
@@ -111,6 +115,7 @@ class VideoSource:
         self.frame_count = int(frame_count) if frame_count is not None and frame_count >= 0 else None
         self.size = size
         self.skipped = 0
+        self.corrupt = 0
         self._started = False
         self._closed = False
 
@@ -174,6 +179,11 @@ class CaptureSource(VideoSource):
     short of the frame count in the container header raises
     :class:`~mtkseg.errors.StreamError` (truncated/corrupt file) after the last good frame;
     for cameras and streams, which have no natural end, a failed read raises it.
+
+    In a file whose header gives a frame count, an undecodable frame before the end is
+    skipped (its index stays unused, :attr:`corrupt` counts it, a warning is logged once);
+    reading stops at the end (position >= frame count) or after
+    :data:`MAX_CONSECUTIVE_CORRUPT` failed frames in a row.
     """
 
     def __init__(self, target: Union[int, str], kind: str, *, live: Optional[bool] = None) -> None:
@@ -224,24 +234,48 @@ class CaptureSource(VideoSource):
             raise StreamError(f"{self.name}: stopped delivering frames after {n} frames (disconnected or timed out)")
         expected = self.frame_count
         if expected is not None and expected - n > max(_TRUNCATION_SLACK, expected // 100):
+            if self.corrupt:  # damage swallowed frames without a trace: no telling a short tail from it
+                log.warning("%s: ended %d frames short of the %d its header announces, after %d undecodable "
+                            "frames were skipped", self.name, expected - n, expected, self.corrupt)
+                return
             raise StreamError(
                 f"{self.name}: the file ended after {n} of the {expected} frames its header announces "
                 "(truncated or corrupt file)"
             )
 
+    def _may_skip_corrupt(self, failures: int) -> bool:
+        """After ``failures`` failed reads in a row: whether to try the next frame."""
+        if self.kind != "file" or self.frame_count is None or failures >= MAX_CONSECUTIVE_CORRUPT:
+            return False
+        position = max(self._position + failures, int(self._cap.get(cv2.CAP_PROP_POS_FRAMES) or 0))
+        return position < self.frame_count
+
+    def _recovered(self, failures: int) -> None:
+        if not self.corrupt:
+            log.warning("%s: skipping undecodable frames (first at frame %d); the stream goes on", self.name,
+                        self._position)
+        self.corrupt += failures
+        self._position += failures
+
     def _read(self) -> Optional[Frame]:
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            self._end()
-            return None
+        failures = 0
+        while True:
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                break
+            failures += 1
+            if not self._may_skip_corrupt(failures):
+                self._end()
+                return None
+        if failures:
+            self._recovered(failures)
         index = self._position
         self._position += 1
         return Frame(index, self._timestamp(), image)
 
     def _skip(self) -> bool:
         if not self._cap.grab():
-            self._end()
-            return False
+            return self._read() is not None  # retries past corrupt frames, or ends
         self._position += 1
         return True
 

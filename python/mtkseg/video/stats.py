@@ -34,6 +34,7 @@ class StreamStats:
         frames_dropped: frames decoded but discarded because a newer one arrived before
             inference was free (live mode only).
         frames_processed: frames segmented and delivered.
+        frames_corrupt: undecodable frames of a video file that were skipped.
         flicker: mean share of mask pixels whose class changed between consecutive
             processed frames (0..1), or None before two frames.
         error: the exception that ended the stream early, if any (a truncated file, an
@@ -49,6 +50,7 @@ class StreamStats:
         self.frames_skipped = 0
         self.frames_dropped = 0
         self.frames_processed = 0
+        self.frames_corrupt = 0
         self.error: Optional[BaseException] = None
         self.interrupted = False
         self._flicker_sum = 0.0
@@ -134,6 +136,7 @@ class StreamStats:
             "frames_skipped": self.frames_skipped,
             "frames_dropped": self.frames_dropped,
             "frames_processed": self.frames_processed,
+            "frames_corrupt": self.frames_corrupt,
             "elapsed_s": round(self.elapsed_s, 4),
             "fps": round(self.fps, 3),
             "flicker": None if self.flicker is None else round(self.flicker, 6),
@@ -149,6 +152,7 @@ class StreamStats:
             f"({self.fps:.1f} fps, {'live' if self.live else 'file'} mode"
             f"{', ' + self.workers if self.workers else ''}); read {self.frames_read}, "
             f"skipped {self.frames_skipped}, dropped {self.frames_dropped}"
+            + (f", corrupt {self.frames_corrupt} (undecodable, skipped)" if self.frames_corrupt else "")
         ]
         if self.flicker is not None:
             lines.append(f"flicker: {100 * self.flicker:.2f} % of pixels change class between consecutive frames")
