@@ -266,9 +266,9 @@ def main() -> int:
         "before normalising (the SDK keeps float precision), which moves near-tie pixels of these random-weight "
         "fixtures; tests/test_segmenter.py checks exactness against a float reference.",
         "",
-        "Notes: the tiny 64x96 fixtures infer in about a millisecond, so their overhead share is large although "
-        "pre+post is 3-5x cheaper than the naive code; the gray and NCHW-input models take a slower preprocess path "
-        "in the native core (about 2 ms vs 0.6 ms for NHWC RGB) — a kernel-side fast path would close that gap.",
+        "Notes: the tiny fixtures infer in about a millisecond (their `infer` column), so their overhead share is "
+        "large although pre+post is cheaper than the naive code (the ratio column); the gray and NCHW-input models "
+        "take a slower preprocess path in the native core (compare their `pre` column with the NHWC RGB rows).",
     ]
     md = "\n".join(lines)
     if not args.no_write:

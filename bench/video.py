@@ -49,7 +49,14 @@ from mtkseg.segmenter import Segmenter  # noqa: E402
 from mtkseg.video.engines import plan_workers  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "udacity_lanelines_solidWhiteRight.mp4"
-DEFAULT_MODEL = ROOT / "models" / "camvid-unet-int8.tflite"
+def _default_model() -> Path:
+    from mtkseg.segmenter import default_model_path
+
+    found = default_model_path()
+    return Path(found) if found is not None else FIXTURE_MODEL
+
+
+DEFAULT_MODEL = None  # resolved at run time: the bundled default model
 FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "models" / "int8_io.tflite"
 
 
@@ -161,7 +168,7 @@ def workers_invoke_only(seg, frames: list, workers: int, threads: int, seconds: 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, default=None, help=f"default: {DEFAULT_MODEL.name} if present, else the int8 fixture")
+    p.add_argument("--model", type=Path, default=None, help="default: the bundled default model if present, else the int8 fixture")
     p.add_argument("--clip", type=Path, default=CLIP)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="Segmenter num_threads (default: the Segmenter's)")
@@ -169,7 +176,11 @@ def main(argv=None) -> int:
     p.add_argument("--section", default="video", help="RESULTS.md section to write (default: video)")
     p.add_argument("--title", default="", help="text added to the section's heading, e.g. the machine")
     args = p.parse_args(argv)
-    model = args.model or (DEFAULT_MODEL if DEFAULT_MODEL.exists() else FIXTURE_MODEL)
+    model = args.model or _default_model()
+    probe = cv2.VideoCapture(str(args.clip))
+    clip_w, clip_h = int(probe.get(cv2.CAP_PROP_FRAME_WIDTH)), int(probe.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    clip_fps, clip_frames = probe.get(cv2.CAP_PROP_FPS), int(probe.get(cv2.CAP_PROP_FRAME_COUNT))
+    probe.release()
     if not args.clip.exists():
         print(f"clip not found: {args.clip}", file=sys.stderr)
         return 2
@@ -192,7 +203,7 @@ def main(argv=None) -> int:
     naive_fps, piped_fps, invoke_fps_runs, ceiling_fps = [], [], [], []
     naive_cpu, piped_cpu, naive_busy, piped_busy = [], [], [], []
     last_stats = None
-    n_frames = 221
+    n_frames = clip_frames
     for r in range(args.repeats):
         with CpuMeter() as m:
             naive_fps.append(naive(seg, args.clip, tmp / "naive.mp4", fourcc))
@@ -307,7 +318,7 @@ def main(argv=None) -> int:
         "(a shared machine: absolute fps are noisy; ratios come from interleaved runs).  ",
         f"Model: `{model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}` (threads: "
         f"{args.threads if args.threads is not None else 'Segmenter default'}); clip: `{args.clip.name}` "
-        f"(960x540, 221 frames, 25 fps); median of {args.repeats} interleaved runs (naive, pipelined, invoke-only, "
+        f"({clip_w}x{clip_h}, {clip_frames} frames, {clip_fps:g} fps); median of {args.repeats} interleaved runs (naive, pipelined, invoke-only, "
         "workers' invoke-only in turn).",
         "",
         *rows,
