@@ -324,7 +324,7 @@ def postprocess(
         InvalidArgumentError: a bad shape, crop or mode, or a ``size`` beyond
             :data:`MAX_OUTPUT_SIDE` per side or :data:`MAX_ELEMENTS` pixels.
         InvalidTypeError: an unsupported dtype, or a bool in ``size``.
-        """
+    """
     _require_array(output, "output")
     kind = kind.lower() if isinstance(kind, str) else kind
     if kind == "auto":
