@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -129,12 +130,72 @@ def _triple(values: List[float]) -> Optional[Triple]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
-def _zip_file(model_data: bytes, name: str) -> Optional[bytes]:
+#: Associated files (label lists) larger than this are refused: a label file is kilobytes.
+MAX_ASSOCIATED_FILE_BYTES = 16 * 1024 * 1024
+#: Compression ratio above which an associated file is refused as a decompression bomb
+#: (text label files compress about 3-10x; checked only above _RATIO_FLOOR bytes).
+MAX_COMPRESSION_RATIO = 100
+_RATIO_FLOOR = 64 * 1024
+_READ_CHUNK = 256 * 1024
+
+
+def _zip_file(model_data: bytes, name: str, label: str = "model") -> Optional[bytes]:
+    """``name`` from the zip appended to the model (None when there is no zip or no such member).
+
+    The sizes in the zip's central directory are checked before anything is decompressed, and
+    the member is read with a cap, so a crafted archive (a zip bomb, or headers that understate
+    the size) fails in milliseconds instead of inflating gigabytes.
+
+    Raises:
+        InvalidModelError: the member is larger than MAX_ASSOCIATED_FILE_BYTES, compressed more
+            than MAX_COMPRESSION_RATIO times, or corrupt.
+    """
     try:
-        with zipfile.ZipFile(io.BytesIO(model_data)) as z:
-            return z.read(name)
-    except (zipfile.BadZipFile, KeyError, OSError):
-        return None
+        z = zipfile.ZipFile(io.BytesIO(model_data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None  # no (readable) archive appended: the caller warns that the file is missing
+    with z:
+        try:
+            info = z.getinfo(name)
+        except KeyError:
+            return None
+        limit = MAX_ASSOCIATED_FILE_BYTES
+        if info.file_size > limit:
+            raise InvalidModelError(
+                f"{label}: associated file {name!r} in the model's metadata zip declares {info.file_size} bytes "
+                f"uncompressed, more than the {limit}-byte limit for associated files (a decompression bomb?); "
+                "rebuild the model's metadata with a normal label file"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _RATIO_FLOOR and ratio > MAX_COMPRESSION_RATIO:
+            raise InvalidModelError(
+                f"{label}: associated file {name!r} in the model's metadata zip is compressed {ratio:.0f}:1 "
+                f"({info.compress_size} -> {info.file_size} bytes), more than the {MAX_COMPRESSION_RATIO}:1 limit "
+                "(a decompression bomb?); rebuild the model's metadata with a normal label file"
+            )
+        try:
+            chunks: List[bytes] = []
+            total = 0
+            with z.open(info) as member:
+                # In small chunks (zipfile inflates up to the size asked for); zipfile stops at the
+                # declared size and checks the CRC at the end, which catches an understated size.
+                while total <= limit:
+                    chunk = member.read(_READ_CHUNK)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    total += len(chunk)
+            data = b"".join(chunks)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise InvalidModelError(
+                f"{label}: associated file {name!r} in the model's metadata zip is corrupt or inflates past its "
+                f"declared {info.file_size} bytes ({exc}); rebuild the model's metadata"
+            ) from exc
+        if len(data) > limit:  # pragma: no cover - the declared size was checked above
+            raise InvalidModelError(
+                f"{label}: associated file {name!r} in the model's metadata zip exceeds the {limit}-byte limit"
+            )
+        return data
 
 
 def _parse_labels(text: str) -> Tuple[str, ...]:
@@ -193,7 +254,7 @@ def read_tflite_metadata(metadata: bytes, model_data: bytes, label: str = "model
         raise InvalidModelError(f"{label}: metadata NormalizationOptions has a zero std {std}")
     labels = None
     if label_file:
-        raw = _zip_file(model_data, label_file)
+        raw = _zip_file(model_data, label_file, label)
         if raw is not None:
             labels = _parse_labels(raw.decode("utf-8", "replace"))
         else:
