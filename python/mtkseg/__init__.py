@@ -10,6 +10,10 @@ Quick start::
 
 __version__ = "0.1.0"
 
+from . import _quiet  # noqa: E402
+
+_quiet.configure_from_env()  # MTKSEG_LOG_LEVEL=debug: show mtkseg's debug log and LiteRT's native output
+
 from . import errors, metrics, ops, viz  # noqa: E402
 from .errors import MtksegError  # noqa: E402
 from .result import SegmentationResult  # noqa: E402

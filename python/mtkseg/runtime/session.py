@@ -34,6 +34,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .._quiet import native_output_muted
 from ..errors import (
     DelegateError,
     InvalidArgumentError,
@@ -223,12 +224,13 @@ def _make_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
         kwargs["experimental_delegates"] = delegates
     if builtin:
         kwargs["experimental_op_resolver_type"] = backend.builtin_resolver
-    it = backend.interpreter_class(**kwargs)
-    in_index = mf.inputs[0].index
-    declared = tuple(int(v) for v in mf.inputs[0].shape)
-    if tuple(input_shape) != declared:
-        it.resize_tensor_input(in_index, list(input_shape), strict=False)
-    it.allocate_tensors()
+    with native_output_muted():  # LiteRT prints "INFO: Created ... XNNPACK delegate" to fd 2
+        it = backend.interpreter_class(**kwargs)
+        in_index = mf.inputs[0].index
+        declared = tuple(int(v) for v in mf.inputs[0].shape)
+        if tuple(input_shape) != declared:
+            it.resize_tensor_input(in_index, list(input_shape), strict=False)
+        it.allocate_tensors()
     return it
 
 
@@ -296,7 +298,8 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, why)
                 continue
             try:
-                handle = backend.load_delegate(library, opts)
+                with native_output_muted():
+                    handle = backend.load_delegate(library, opts)
             except Exception as exc:  # ValueError/RuntimeError/OSError from the loader
                 reason = f"{where}loader failed: {' '.join(str(exc).split())}"
                 attempts.append((cand.name, reason))
@@ -413,8 +416,9 @@ class CompiledModelSession(Session):
         return self._in_shape, self._out_shape
 
     def close(self) -> None:
-        self._cm = None
-        self._inputs = self._outputs = []
+        with native_output_muted():  # "DestroyAccelerator" lines on fd 2
+            self._cm = None
+            self._inputs = self._outputs = []
         self._result = None
 
 
@@ -440,8 +444,9 @@ def _open_compiled(backend: Backend, mf: ModelFile, threads: int, names: List[st
     for name in names:
         try:
             options = Options(hardware_accelerators=flags[name], cpu_options=CpuOptions(num_threads=threads))
-            cm = CompiledModel.from_buffer(mf.data, options=options)
-            session = CompiledModelSession(cm, mf, backend, name, attempts, threads)
+            with native_output_muted():  # accelerator registry lines on fd 2
+                cm = CompiledModel.from_buffer(mf.data, options=options)
+                session = CompiledModelSession(cm, mf, backend, name, attempts, threads)
         except Exception as exc:  # RuntimeError from the native layer
             err = op_error(exc, mf, backend)
             if err is not None and name == "cpu":
