@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from . import ops
+from ._quiet import demoted_logs
 from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
@@ -438,9 +439,11 @@ class Segmenter:
     def replicate(self, *, num_threads: Optional[int] = None) -> "Segmenter":
         """A new Segmenter on the same model with the same options and its own interpreter
         (``num_threads`` as given, default this one's).  Replicas run in parallel; close them
-        when done."""
+        when done.  What loading logs (a delegate skipped, XNNPACK falling back, a normalization
+        assumed) was said when this one loaded: for the replica it goes to DEBUG."""
         options = dict(self._options, num_threads=self._require_open().num_threads if num_threads is None else num_threads)
-        return Segmenter(self._model_arg, **options)
+        with demoted_logs():
+            return Segmenter(self._model_arg, **options)
 
     def _replicas(self, count: int, num_threads: int) -> List["Segmenter"]:
         """``count`` replicas with ``num_threads`` threads each, kept for reuse by later
