@@ -13,7 +13,7 @@ from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, sm
 
 import mtkseg
 from mtkseg import ops
-from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
+from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError, ReentrantCallError
 
 # name -> (kind for the reference, NCHW output, reference mean, reference std)
 UNIT = ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
@@ -364,6 +364,37 @@ def test_score_filter_state_is_snapshotted(frames):
     np.testing.assert_array_equal(r1.confidence(1), c1)
 
 
+def test_score_filter_calling_back_into_the_segmenter_raises_instead_of_deadlocking(frames):
+    """A score_filter that calls its own Segmenter used to wait forever on the Segmenter's lock."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
+    frame = frames[1]
+    outcome = []
+
+    def reentrant(scores, scale, zp):
+        seg.run(frame)
+        return scores
+
+    def call():
+        try:
+            seg.run(frame, score_filter=reentrant)
+            outcome.append("returned")
+        except Exception as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert not t.is_alive(), "run() deadlocked when its score_filter called the same Segmenter"
+    assert len(outcome) == 1 and isinstance(outcome[0], ReentrantCallError), outcome
+    assert "score_filter" in str(outcome[0]) and "do not call the Segmenter" in str(outcome[0])
+    # The Segmenter is still usable afterwards, also through finish().
+    assert seg.run(frame).shape == frame.shape[:2]
+    prepared = seg.prepare(frame)
+    with pytest.raises(ReentrantCallError, match="score_filter"):
+        seg.finish(prepared, seg.infer(prepared), score_filter=lambda s, a, b: (seg.infer(prepared), s)[1])
+    assert seg.run(frame).confidence().shape == frame.shape[:2]
+
+
 # ----------------------------------------------------------------------------- prepare / infer / finish
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -461,6 +492,36 @@ def test_threads_serialise_instead_of_corrupting(frames):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_two_threads_run_and_confidence_concurrently(frames):
+    """2 threads x 150 calls of run() + confidence() on one Segmenter: every call succeeds and
+    every confidence map equals the single-threaded one (scores still in the interpreter's
+    buffer are read under the Segmenter's lock)."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
+    small = [f[:64, :96] for f in frames]
+    expected = [seg.run(f).confidence() for f in small]
+    errors = []
+    done = [0, 0]
+
+    def worker(k):
+        for i in range(150):
+            j = (i + k) % len(small)
+            try:
+                conf = seg.run(small[j]).confidence()
+                if not np.array_equal(conf, expected[j]):
+                    errors.append(("mismatch", k, i))
+                done[k] += 1
+            except Exception as exc:  # reported below
+                errors.append((k, i, repr(exc)))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors[:5] == [] and len(errors) == 0, f"{len(errors)} of 300 calls failed"
+    assert done == [150, 150]
 
 
 def test_context_manager_close_and_batch(frames):

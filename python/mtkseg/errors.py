@@ -26,6 +26,7 @@ __all__ = [
     "ExportError",
     "OutputError",
     "OutputExistsError",
+    "ReentrantCallError",
 ]
 
 
@@ -100,3 +101,8 @@ class OutputError(MtksegError):
 
 class OutputExistsError(OutputError, FileExistsError):
     """An output file already exists and overwriting was not allowed (CLI: ``--overwrite``)."""
+
+
+class ReentrantCallError(MtksegError, RuntimeError):
+    """A Segmenter was called again from the thread already inside one of its calls, i.e. from
+    a ``score_filter`` (waiting for its own lock would deadlock)."""

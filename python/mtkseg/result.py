@@ -9,12 +9,17 @@ Memory and copies
     (e.g. 192x320x11 int8 = 660 KiB, well under a millisecond).  Results that are dropped
     before the next frame cost no copy at all.  The input ``frame`` is kept by reference (no
     copy) for :meth:`overlay`.
+
+Threads
+    While its scores still lie in the interpreter's buffer, a result reads them under its
+    Segmenter's lock, so ``confidence()`` in one thread and ``run()`` in another are
+    serialised rather than racing (the copy above happens under the same lock).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -70,6 +75,7 @@ class SegmentationResult:
         self._scores_zero_point = int(scores_zero_point)
         self._kind = output_kind
         self._geometry = geometry
+        self._guard: Optional[ContextManager[object]] = None  # the Segmenter's lock while scores are borrowed
 
     # ------------------------------------------------------------------ properties
 
@@ -95,11 +101,16 @@ class SegmentationResult:
         """True when :meth:`confidence` can be called (the model outputs scores)."""
         return self._scores is not None
 
+    def _attach(self, guard: ContextManager[object]) -> None:
+        """Mark the scores as borrowed from a Segmenter's buffer: read them under ``guard``."""
+        self._guard = guard
+
     def _detach(self) -> None:
-        """Copy the scores out of the runtime's buffer (called by the Segmenter before the
-        buffer is overwritten)."""
+        """Copy the scores out of the runtime's buffer (called by the Segmenter, under its
+        lock, before the buffer is overwritten)."""
         if self._scores is not None:
             self._scores = np.array(self._scores, copy=True)
+        self._guard = None
 
     # ------------------------------------------------------------------ drawing
 
@@ -176,6 +187,13 @@ class SegmentationResult:
                 "confidence: this model outputs class indices, not scores, so there is no per-class confidence"
             )
         index = self._class_index(cls)
+        guard = self._guard
+        if guard is None:
+            return self._confidence(index)
+        with guard:  # detached meanwhile or not, self._scores is valid while the lock is held
+            return self._confidence(index)
+
+    def _confidence(self, index: Optional[int]) -> np.ndarray:
         if self._kind in ("binary_probability", "binary_logit"):
             return self._binary_confidence(index)
         return ops.confidence(

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import ops
 from ._quiet import demoted_logs
-from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError
+from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError, ReentrantCallError
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
 from .runtime.delegates import DelegateSpec
@@ -133,6 +133,41 @@ def _as_frame(frame: FrameLike, color: str) -> Tuple[np.ndarray, str]:
     return frame, color
 
 
+class _OwnedLock:
+    """The Segmenter's lock: a plain lock that knows the thread holding it, so that a call from
+    that same thread (a ``score_filter`` calling back into its Segmenter) raises
+    :class:`~mtkseg.errors.ReentrantCallError` instead of deadlocking.
+
+    Results whose scores still lie in the interpreter's buffer hold this lock while they read
+    them (:meth:`SegmentationResult.confidence`), so another thread's ``run()`` cannot
+    overwrite the buffer mid-read.
+    """
+
+    __slots__ = ("_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: Optional[int] = None
+
+    def __enter__(self) -> "_OwnedLock":
+        me = threading.get_ident()
+        # Only the holding thread ever sees its own id here: it clears it before releasing.
+        if self._owner == me:
+            raise ReentrantCallError(
+                "score_filter: called the Segmenter (run/infer/finish/close, or confidence() of a result it "
+                "has not yet released) from inside its own score_filter; a score_filter must only transform "
+                "the scores it is given and return them: do not call the Segmenter from inside score_filter "
+                "(use seg.replicate() for a second Segmenter if the filter needs one)"
+            )
+        self._lock.acquire()
+        self._owner = me
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+
 class Segmenter:
     """Semantic segmentation with a TFLite model.
 
@@ -174,9 +209,12 @@ class Segmenter:
             probability in [0, 1] or an ``HxW`` map (default 0: no person/hair yet).
             :meth:`stream` feeds each frame the previous frame's foreground probability.
 
-    A Segmenter is **not thread-safe**: one interpreter runs one frame at a time.  Calls from
-    several threads are serialised by an internal lock (correct, but not parallel); use
-    :meth:`replicate` for one Segmenter per thread.  :meth:`run` is :meth:`prepare` →
+    One interpreter runs one frame at a time: calls from several threads are serialised by an
+    internal lock (correct, but not parallel), and ``result.confidence()`` of a result whose
+    scores still lie in the interpreter's buffer takes the same lock, so results stay valid
+    while other threads run frames.  Use :meth:`replicate` for one Segmenter per thread.  A
+    ``score_filter`` must not call back into its Segmenter
+    (:class:`~mtkseg.errors.ReentrantCallError`).  :meth:`run` is :meth:`prepare` →
     :meth:`infer` → :meth:`finish` without the copies between them; the three steps exist
     separately so a pipeline can spread them over threads (:mod:`mtkseg.video` does).
     """
@@ -201,7 +239,7 @@ class Segmenter:
         output_map_size: Optional[Sequence[int]] = None,
         prior: PriorLike = 0.0,
     ):
-        self._lock = threading.Lock()
+        self._lock = _OwnedLock()
         self._session = None
         self._replica_pool: Dict[int, List["Segmenter"]] = {}
         # What replicate() needs to open the same model again with the same options.
@@ -505,8 +543,10 @@ class Segmenter:
             mask, scores, layout, scale, zp = self._postprocess(out, size, geometry, score_filter)
         except BaseException as exc:
             # The traceback's frames hold views of the output buffer: drop them so the
-            # next run() can invoke.
+            # next run() can invoke (this frame is still executing, so clear_frames
+            # skips it: drop its own view by hand).
             traceback.clear_frames(exc.__traceback__)
+            out = None  # noqa: F841
             raise
         t1 = time.perf_counter()
         result = SegmentationResult(
@@ -525,7 +565,9 @@ class Segmenter:
         )
         if scores is not None and (score_filter is not None or not owned):
             # scores still live in the runtime's buffer (or the filter's state): copied
-            # into the result only if it is alive when they are about to change.
+            # into the result only if it is alive when they are about to change; until
+            # then the result reads them under this Segmenter's lock.
+            result._attach(self._lock)
             self._pending.add(result)
         return result
 
