@@ -155,14 +155,14 @@ def test_cli_image_folder_needs_fps_for_video(tmp_path: Path, fake: list, capsys
     assert count_frames(tmp_path / "o.avi") == 4
 
 
-def _interrupt_real_run(clip: Path, tmp_path: Path, signum: int):
+def _interrupt_real_run(clip: Path, tmp_path: Path, signum: int, suffix: str = ".avi"):
     """Run ``mtkseg video`` in a subprocess and send ``signum`` once frames are being written."""
     import os
     import subprocess
     import sys
     import time
 
-    out = tmp_path / "out.avi"
+    out = tmp_path / f"out{suffix}"
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import test_video as tv; from mtkseg.cli import video as cv;"
@@ -175,7 +175,7 @@ def _interrupt_real_run(clip: Path, tmp_path: Path, signum: int):
     )
     # The video is written to a hidden temporary file beside -o and moved into place on close.
     deadline = time.monotonic() + 20
-    while not list(tmp_path.glob(".out.avi.*")) and time.monotonic() < deadline and proc.poll() is None:
+    while not list(tmp_path.glob(f".out{suffix}.*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     time.sleep(0.5)
     assert proc.poll() is None, "finished before the interrupt"
@@ -326,3 +326,32 @@ def test_cli_refuses_symlinks_and_unwritable_paths(clip: Path, tmp_path: Path, f
         assert main(["video", "m", str(clip), "--no-progress", *argv]) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and str(a_file) in err
+
+
+@pytest.mark.parametrize("codec,expected", [(None, "h264"), ("h264", "h264"), ("mp4v", "mp4v")])
+def test_cli_codec_is_explicit_and_reported(clip: Path, tmp_path: Path, fake: list, capsys, codec, expected) -> None:
+    import json
+
+    pytest.importorskip("av")
+    out = tmp_path / "out.mp4"
+    argv = ["m.tflite", str(clip), "-o", str(out), "--no-progress", "--json"] + (["--codec", codec] if codec else [])
+    assert run(argv) == 0
+    stdout, stderr = capsys.readouterr()
+    stats = json.loads(stdout)
+    assert stats["codec"].startswith(expected)
+    assert f"codec {expected}" in stderr  # the "wrote ..." line
+    assert count_frames(out) == 30
+
+
+def test_cli_real_sigterm_finalises_h264_mp4(clip: Path, tmp_path: Path) -> None:
+    """SIGTERM while writing H.264 through PyAV: the encoder is flushed, the file moved into place."""
+    import signal
+
+    av = pytest.importorskip("av")
+    code, stdout, stderr, out = _interrupt_real_run(clip, tmp_path, signal.SIGTERM, suffix=".mp4")
+    assert code == 128 + signal.SIGTERM, stderr
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        written = sum(1 for _ in container.decode(video=0))
+    assert 0 < written < 30 and f"wrote {out}: {written} frames" in stdout
+    assert not list(tmp_path.glob(".out.mp4.*")), "no temporary file left behind"

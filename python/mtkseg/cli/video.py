@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing -o file and existing masks in --masks (never the input)")
-    g.add_argument("--codec", default=None, metavar="FOURCC", help="force a FourCC (default: by extension, e.g. mp4 → avc1, else mp4v)")
+    g.add_argument("--codec", default=None, metavar="CODEC",
+                   help="h264 (browser-playable, via PyAV; default for .mp4/.mov/.m4v/.mkv), or an OpenCV FourCC: "
+                        "mp4v, mjpg (default for .avi), xvid, vp80 (default for .webm), vp90")
     g = p.add_argument_group("stream")
     g.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live mode: process only the newest frame, drop stale ones (default: on for cameras/URLs)")
@@ -132,7 +134,7 @@ def _report_outputs(sinks: list, quiet: bool = False) -> None:
     for s in sinks:
         if isinstance(s, VideoSink) and s.frames_written:
             h, w = s.size or (0, 0)
-            print(f"wrote {s.path}: {s.frames_written} frames, {w}x{h}, {s.fps:g} fps, codec {s.fourcc}", file=out)
+            print(f"wrote {s.path}: {s.frames_written} frames, {w}x{h}, {s.fps:g} fps, codec {s.codec}", file=out)
         elif isinstance(s, MaskSink):
             print(f"wrote {s.frames_written} masks to {s.directory}", file=out)
 

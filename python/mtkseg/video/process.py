@@ -122,6 +122,7 @@ def process(
         if bar is not None:
             bar.set_postfix(fps=f"{stats.fps:.1f}", dropped=stats.frames_dropped, refresh=False)
             bar.close()
+        stats.codec = ", ".join(c for c in (getattr(s, "codec", None) for s in sinks) if c)
         if close_errors and failure is None:
             failure = close_errors.pop(0)
         for exc in close_errors:  # not the one reported: do not lose them silently

@@ -3,19 +3,26 @@
 Every sink has ``start(source)`` (called once before the first frame), ``write(frame,
 result)`` and ``close()`` (idempotent; finalises files).  Sinks are context managers.
 
-Video codecs by file extension (the first one this OpenCV build can open wins; the chosen
-one is in :attr:`VideoSink.fourcc` and logged at INFO level when it is not the first).  Each
-codec is probed once per process on a tiny file with OpenCV's own error output muted, so a
-missing encoder (``avc1`` in the pip wheels) does not print FFmpeg errors on every run:
+Video codecs by file extension.  ``.mp4``, ``.m4v``, ``.mov`` and ``.mkv`` are written as
+H.264 (``yuv420p``, ``movflags=+faststart``: plays in browsers) through PyAV, whose wheels
+bundle FFmpeg with libx264 (:mod:`mtkseg.video._encoders`).  Without PyAV they fall back to
+OpenCV's list below, with one warning per process.  For OpenCV codecs the first one this
+build can open wins (logged at INFO level when it is not the first); each is probed once per
+process on a tiny file with OpenCV's own error output muted, so a missing encoder (``avc1``
+in the pip wheels) does not print FFmpeg errors on every run.  What was used is in
+:attr:`VideoSink.codec` (and :attr:`VideoSink.fourcc`):
 
 =========  ========================================================================
-``.mp4``   ``avc1`` (H.264, plays everywhere), then ``mp4v`` (MPEG-4 Part 2; the pip
-``.m4v``   ``opencv-python`` wheels only have this one)
-``.mov``
-``.mkv``   ``avc1``, then ``mp4v``
+``.mp4``   ``h264`` (PyAV); without PyAV ``avc1`` (H.264, if this OpenCV has it),
+``.m4v``   then ``mp4v`` (MPEG-4 Part 2; the pip ``opencv-python`` wheels only have
+``.mov``   this one, and browsers do not play it)
+``.mkv``
 ``.avi``   ``MJPG`` (Motion JPEG), then ``XVID``
 ``.webm``  ``VP80``, then ``VP90``
 =========  ========================================================================
+
+``codec=`` chooses instead: ``"h264"`` (also ``"avc1"``, ``"x264"``), or an OpenCV FourCC
+such as ``"mp4v"``, ``"mjpg"``, ``"xvid"``, ``"vp80"`` (case-insensitive; no fallback).
 """
 
 from __future__ import annotations
@@ -33,13 +40,17 @@ import numpy as np
 
 from .. import _io
 from ..errors import InvalidArgumentError, InvalidTypeError, OutputError, StreamError
+from ._encoders import H264_NAMES, PyAVWriter, load_av, warn_no_av_once
 from .sources import Frame, VideoSource
 
-__all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "as_sinks", "VIDEO_CODECS", "RENDER_MODES"]
+__all__ = ["Sink", "VideoSink", "MaskSink", "CallbackSink", "as_sinks", "VIDEO_CODECS", "H264_EXTENSIONS",
+           "RENDER_MODES"]
 
 log = logging.getLogger(__name__)
 
-#: Codecs tried for each output extension, in order of preference.
+#: Extensions written as H.264 through PyAV by default (OpenCV's list below without PyAV).
+H264_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
+#: OpenCV codecs tried for each output extension, in order of preference.
 VIDEO_CODECS: Dict[str, Tuple[str, ...]] = {
     ".mp4": ("avc1", "mp4v"),
     ".m4v": ("avc1", "mp4v"),
@@ -112,7 +123,8 @@ class VideoSink(Sink):
             parent folders are created.
         fps: frame rate of the output; default the source's.  Required for sources without
             one (folders, iterables) unless given to the stream.
-        codec: a FourCC (e.g. ``"mp4v"``) to use instead of the extension's list; no fallback.
+        codec: ``"h264"`` (PyAV; OpenCV's ``avc1`` without PyAV) or an OpenCV FourCC such as
+            ``"mp4v"`` or ``"mjpg"``, instead of the extension's default (see the module docs).
         render: ``"overlay"`` (default), ``"colorize"``, ``"side-by-side"``, or a function
             ``render(frame, result) -> HxWx3 uint8 BGR image``.
         alpha: overlay opacity of the mask (0..1).
@@ -140,11 +152,23 @@ class VideoSink(Sink):
             raise InvalidTypeError(f"path: expected a file path, got {type(path).__name__}")
         self.path = Path(path)
         ext = self.path.suffix.lower()
+        #: H.264 through PyAV first (default for .mp4/.mov/.m4v/.mkv, or codec="h264").
+        self.h264 = False
         if codec is not None:
-            if not isinstance(codec, str) or len(codec) != 4:
-                raise InvalidArgumentError(f"codec: expected a four-character code such as 'mp4v', got {codec!r}")
-            self.codecs: Tuple[str, ...] = (codec,)
+            if not isinstance(codec, str) or not (codec.lower() in H264_NAMES or len(codec) == 4):
+                raise InvalidArgumentError(f"codec: expected 'h264' or a four-character code such as 'mp4v', "
+                                           f"got {codec!r}")
+            if codec.lower() in H264_NAMES:
+                if ext not in H264_EXTENSIONS:
+                    raise InvalidArgumentError(f"codec: H.264 needs an {', '.join(H264_EXTENSIONS)} file, "
+                                               f"got {str(path)!r}")
+                self.h264 = True
+                self.codecs: Tuple[str, ...] = ("avc1",)  # OpenCV's H.264 if PyAV is missing
+            else:
+                code = codec.upper() if codec.lower() in ("mjpg", "xvid", "vp80", "vp90") else codec
+                self.codecs = (code,)
         elif ext in VIDEO_CODECS:
+            self.h264 = ext in H264_EXTENSIONS
             self.codecs = VIDEO_CODECS[ext]
         else:
             raise InvalidArgumentError(
@@ -164,17 +188,20 @@ class VideoSink(Sink):
         self._tmp: Optional[Path] = None
         self._existed = False
         self.fourcc: Optional[str] = None
+        #: What encodes the file once open, e.g. ``"h264 (PyAV libx264)"`` or ``"mp4v (OpenCV)"``.
+        self.codec: Optional[str] = None
         self.size: Optional[Tuple[int, int]] = None  # (height, width) once open
         self.frames_written = 0
-        self._writer: Optional[cv2.VideoWriter] = None
+        self._writer: Optional[Any] = None  # cv2.VideoWriter or PyAVWriter
         self._closed = False
 
     def start(self, source: VideoSource) -> None:
         self._inputs = list(getattr(source, "paths", None) or ([source.name] if source.kind == "file" else []))
         _io.check_output(self.path, inputs=self._inputs, overwrite=self.overwrite, what="video output")
-        for code in self.codecs[:-1]:  # probe now, before the stream's threads print anything
-            if codec_available(code, self.path.suffix.lower()):
-                break
+        if not (self.h264 and load_av() is not None):  # PyAV needs no probing
+            for code in self.codecs[:-1]:  # probe now, before the stream's threads print anything
+                if codec_available(code, self.path.suffix.lower()):
+                    break
         if self.fps is None:
             if source.fps is None:
                 raise InvalidArgumentError(
@@ -207,15 +234,33 @@ class VideoSink(Sink):
         tmp = _io.new_temp_path(self.path, what="video output")
         h, w = size
         ext = self.path.suffix.lower()
+        if self.h264:
+            av = load_av()
+            if av is not None:
+                try:
+                    writer = PyAVWriter(av, str(tmp), ext, self.fps, size)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+                if writer.padded != (0, 0):
+                    log.info("%s: %dx%d padded to even %dx%d for H.264 yuv420p", self.path, w, h,
+                             w + writer.padded[1], h + writer.padded[0])
+                self._writer, self.fourcc, self.size, self._tmp = writer, "avc1", size, tmp
+                self.codec = "h264 (PyAV libx264, yuv420p)"
+                return
+            usable = [c for c in self.codecs if len(self.codecs) == 1 or codec_available(c, ext)]
+            warn_no_av_once(self.path, usable[0] if usable else self.codecs[-1])
         for code in self.codecs:
             if len(self.codecs) > 1 and not codec_available(code, ext):
                 continue  # an explicit codec= is always tried, so its failure is reported
             writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), self.fps, (w, h))
             if writer.isOpened():
-                if code != self.codecs[0]:
+                if code != self.codecs[0] and not self.h264:  # the H.264 fallback was warned about
                     log.info("%s: codec %s is not available in this OpenCV build; writing %s instead",
                              self.path, self.codecs[0], code)
                 self._writer, self.fourcc, self.size, self._tmp = writer, code, size, tmp
+                self.codec = f"{code} (OpenCV)"
                 return
             writer.release()
         with contextlib.suppress(OSError):
@@ -243,9 +288,13 @@ class VideoSink(Sink):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._writer is not None:
-                self._writer.release()
             tmp, self._tmp = self._tmp, None
+            if self._writer is not None:
+                try:
+                    self._writer.release()
+                except Exception as exc:  # the encoder failed to flush: say where the frames are
+                    raise StreamError(f"{self.path}: finishing the video failed ({exc}); the partial file is "
+                                      f"{str(tmp)!r}") from exc
             if tmp is not None:  # move the finished file into place (it holds every frame written)
                 try:
                     _io.commit(tmp, self.path, inputs=self._inputs, overwrite=self.overwrite,
@@ -254,7 +303,7 @@ class VideoSink(Sink):
                     raise OutputError(f"{exc}; the {self.frames_written} frames written are kept in {str(tmp)!r}") from None
 
     def __repr__(self) -> str:
-        return f"VideoSink({str(self.path)!r}, fps={self.fps}, fourcc={self.fourcc}, frames={self.frames_written})"
+        return f"VideoSink({str(self.path)!r}, fps={self.fps}, codec={self.codec}, frames={self.frames_written})"
 
 
 class MaskSink(Sink):

@@ -35,6 +35,8 @@ class StreamStats:
             inference was free (live mode only).
         frames_processed: frames segmented and delivered.
         frames_corrupt: undecodable frames of a video file that were skipped.
+        codec: what encoded the video output(s), e.g. ``"h264 (PyAV libx264, yuv420p)"``, or
+            ``""`` without a video sink (set by :func:`mtkseg.video.process`).
         flicker: mean share of mask pixels whose class changed between consecutive
             processed frames (0..1), or None before two frames.
         error: the exception that ended the stream early, if any (a truncated file, an
@@ -51,6 +53,7 @@ class StreamStats:
         self.frames_dropped = 0
         self.frames_processed = 0
         self.frames_corrupt = 0
+        self.codec = ""
         self.error: Optional[BaseException] = None
         self.interrupted = False
         self._flicker_sum = 0.0
@@ -137,6 +140,7 @@ class StreamStats:
             "frames_dropped": self.frames_dropped,
             "frames_processed": self.frames_processed,
             "frames_corrupt": self.frames_corrupt,
+            "codec": self.codec,
             "elapsed_s": round(self.elapsed_s, 4),
             "fps": round(self.fps, 3),
             "flicker": None if self.flicker is None else round(self.flicker, 6),
@@ -154,6 +158,8 @@ class StreamStats:
             f"skipped {self.frames_skipped}, dropped {self.frames_dropped}"
             + (f", corrupt {self.frames_corrupt} (undecodable, skipped)" if self.frames_corrupt else "")
         ]
+        if self.codec:
+            lines.append(f"video codec: {self.codec}")
         if self.flicker is not None:
             lines.append(f"flicker: {100 * self.flicker:.2f} % of pixels change class between consecutive frames")
         table = self.latency()
