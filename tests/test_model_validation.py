@@ -12,6 +12,8 @@ typed error before LiteRT (or zipfile) trusts what they declare.
 from __future__ import annotations
 
 import io
+import math
+import re
 import struct
 import time
 import tracemalloc
@@ -19,14 +21,21 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import SHARED_DATA, require_shared
+from fixtures import mutate
+from fixtures.isolated import describe, load_isolated
 from fixtures.reference import model_path
 
 from mtkseg import runtime
-from mtkseg.errors import InvalidModelError
+from mtkseg.errors import InvalidModelError, UnsupportedModelError
 from mtkseg.runtime import metadata as md
 
 MiB = 1024 * 1024
+EXTERNAL = SHARED_DATA.parent / "models" / "external"
+CORAL = "coral_deeplabv3_mnv2_pascal_quant.tflite"  # uint8, per-tensor
+FACE = "terryky_face_segmentation_bisenetv2_celebamaskhq_256x256_integer_quant.tflite"  # int8, per-channel
 
 
 # ----------------------------------------------------------------------------- zip bombs
@@ -115,3 +124,128 @@ def test_associated_file_limits_keep_real_label_files():
     assert md._zip_file(buf.getvalue(), "labels.txt") == text
     assert md._zip_file(buf.getvalue(), "other.txt") is None
     assert md._zip_file(b"not a zip", "labels.txt") is None
+
+
+# ----------------------------------------------------------------------------- crafted tensors and indices
+
+def _scale(value):
+    def edit(m):
+        i, t = next(mutate.quantized_tensors(m, types=(9, 3)))
+        t.quantization.scale = np.array([value], np.float32)
+    return edit
+
+
+def _zero_point(value, types):
+    def edit(m):
+        i, t = next(mutate.quantized_tensors(m, types=types, channels=0))
+        t.quantization.zeroPoint = np.full(len(t.quantization.scale), value, np.int64)
+    return edit
+
+
+def _per_channel(edit_q):
+    def edit(m):
+        i, t = next(mutate.quantized_tensors(m, channels=2))
+        edit_q(t.quantization)
+    return edit
+
+
+def _op_output(op_name, value):
+    def edit(m):
+        op = m.subgraphs[0].operators[mutate.operator_index(m, op_name) if op_name else 0]
+        op.outputs = np.array(op.outputs, np.int32)  # unpacked vectors are read-only views
+        op.outputs[0] = len(m.subgraphs[0].tensors) if value == "end" else value
+    return edit
+
+
+def _op_input(value):
+    def edit(m):
+        op = m.subgraphs[0].operators[0]
+        op.inputs = np.array(op.inputs, np.int32)
+        op.inputs[0] = len(m.subgraphs[0].tensors) if value == "end" else value
+    return edit
+
+
+def _truncate_channels(q):
+    q.scale, q.zeroPoint = q.scale[:-1], q.zeroPoint[:-1]
+
+
+def _tensor_buffer(m):
+    m.subgraphs[0].tensors[0].buffer = len(m.buffers) + 5
+
+
+def _subgraph_output(m):
+    m.subgraphs[0].outputs = np.array(m.subgraphs[0].outputs, np.int32)
+    m.subgraphs[0].outputs[0] = 10**6
+
+
+def _unchanged(m):
+    pass
+
+
+#: name -> (model: fixture name or external file, edit, expected message)
+MUTATIONS = {
+    "roundtrip_int8": ("int8_io", _unchanged, None),
+    "roundtrip_coral": (CORAL, _unchanged, None),
+    "scale_zero": ("int8_io", _scale(0.0), r"tensor \d+ .*int8\) has quantization scale 0\.0: scales must be finite and > 0"),
+    "scale_nan": ("int8_io", _scale(math.nan), r"quantization scale nan"),
+    "scale_negative": ("uint8_io", _scale(-0.25), r"uint8\) has quantization scale -0\.25"),
+    "scale_inf_external": (CORAL, _scale(math.inf), r"quantization scale inf"),
+    "scale_tiny_external": (FACE, _scale(0.0), r"int8\) has quantization scale 0\.0"),
+    "zero_point_int8": ("int8_io", _zero_point(200, (9,)), r"zero point 200, outside -128\.\.127"),
+    "zero_point_uint8": (CORAL, _zero_point(-1, (3,)), r"zero point -1, outside 0\.\.255"),
+    "zero_point_int32": ("int8_io", _zero_point(2**40, (2,)), r"zero point 1099511627776, outside -2147483648"),
+    "per_channel_length": (FACE, _per_channel(_truncate_channels), r"per-channel scales for dimension \d+ of size"),
+    "per_channel_dimension": (FACE, _per_channel(lambda q: setattr(q, "quantizedDimension", 7)),
+                              r"per channel along dimension 7 of a rank-\d tensor"),
+    "zero_point_count": (FACE, _per_channel(lambda q: setattr(q, "zeroPoint", q.zeroPoint[:1])),
+                         r"\d+ quantization scale\(s\) but 1 zero point\(s\)"),
+    "strided_slice_output_minus1": ("logit_map", _op_output("STRIDED_SLICE", -1),
+                                    r"\(STRIDED_SLICE\) output 0 is tensor -1.*outputs are never optional"),
+    "output_past_end": ("float32", _op_output(None, "end"), r"operator 0 \(\w+\) output 0 is tensor \d+, outside"),
+    "output_minus1_external": (CORAL, _op_output(None, -1), r"operator 0 \(\w+\) output 0 is tensor -1"),
+    "input_minus1": ("float32", _op_input(-1), r"input 0 is tensor -1 \(-1, but this input is not optional\)"),
+    "input_past_end": ("int8_io", _op_input("end"), r"input 0 is tensor \d+, outside"),
+    "buffer_past_end": ("float32", _tensor_buffer, r"tensor 0 uses buffer \d+, but the model has \d+ buffers"),
+    "subgraph_output_past_end": ("float32", _subgraph_output, r"subgraph 0 output 0 is tensor 1000000"),
+}
+
+
+@pytest.fixture(scope="module")
+def mutated(tmp_path_factory):
+    """Every MUTATIONS model written out and loaded in one child process: name -> result."""
+    out = tmp_path_factory.mktemp("mutated")
+    paths = {}
+    for name, (source, edit, _) in MUTATIONS.items():
+        src = Path(model_path(source)) if not source.endswith(".tflite") else EXTERNAL / source
+        if not src.exists():
+            continue  # the test itself calls require_shared
+        model = mutate.unpack(src)
+        edit(model)
+        paths[name] = out / f"{name}.tflite"
+        paths[name].write_bytes(mutate.pack(model))
+    results = load_isolated(list(paths.values()))
+    return {name: results[str(p)] for name, p in paths.items()}
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_crafted_model_is_refused_before_litert(mutated, name):
+    source, _, expected = MUTATIONS[name]
+    if source.endswith(".tflite"):
+        require_shared(EXTERNAL / source)
+    result = mutated[name]
+    assert result["outcome"] not in ("crash", "hang", "untyped"), describe(result)
+    if expected is None:  # the object-API round trip itself keeps a valid model
+        assert result["outcome"] == "ran", describe(result)
+        return
+    assert result["outcome"] == "error" and result["type"] == "InvalidModelError", describe(result)
+    assert re.search(expected, result["message"]), describe(result)
+    assert "re-export" in result["message"]  # says what to do
+
+
+def test_with_shapes_of_the_wrong_rank_is_a_typed_error():
+    info = runtime.inspect_model(model_path("float32"))
+    with pytest.raises(UnsupportedModelError, match=r"output .* of shape \[5\].*pass output="):
+        info.with_shapes(info.input_shape, (5,))
+    with pytest.raises(UnsupportedModelError, match=r"input .* as \[64\].*at least 3 dimensions"):
+        info.with_shapes((64,), info.output_shape)
+    assert info.with_shapes(info.input_shape, info.output_shape) == info

@@ -201,9 +201,28 @@ class ModelInfo:
         return "\n".join(lines)
 
     def with_shapes(self, input_shape: Sequence[int], output_shape: Sequence[int]) -> "ModelInfo":
-        """The same model after the interpreter (re)allocated tensors of these shapes."""
+        """The same model after the interpreter (re)allocated tensors of these shapes.
+
+        Raises:
+            UnsupportedModelError: a shape's rank no longer fits the layout described (an
+                output that became a vector after invoke, a 3-D NCHW input...).
+        """
         input_shape = tuple(int(v) for v in input_shape)
         output_shape = tuple(int(v) for v in output_shape)
+        need_in = 4 if self.input_layout == "nchw" else 3
+        if len(input_shape) < need_in:
+            raise UnsupportedModelError(
+                f"{self.path or '<model bytes>'}: the runtime allocated input {self.input_name} as {list(input_shape)}, "
+                f"but a {self.input_layout.upper()} image input needs at least {need_in} dimensions; the model's shapes "
+                "are inconsistent (re-export it with a fixed [1, H, W, C] input)"
+            )
+        need_out = 4 if self.output_layout == "nchw" else 3  # or (h, w) class indices
+        if not (self.output_flattened or len(output_shape) == 2 or len(output_shape) >= need_out):
+            raise UnsupportedModelError(
+                f"{self.path or '<model bytes>'}: the runtime produced output {self.output_name} of shape "
+                f"{list(output_shape)}, which is not a {self.output_layout.upper()} segmentation map (it needs "
+                f"{need_out} dimensions); pass output= to pick another output or re-export the model"
+            )
         hw = (input_shape[2], input_shape[3]) if self.input_layout == "nchw" else (input_shape[1], input_shape[2])
         if self.output_flattened:
             ohw = self.output_size  # a flat vector does not say its height and width

@@ -3,7 +3,11 @@
 The interpreter backends abort or print cryptic messages on bad files, so every model goes
 through :func:`read_model_file` first: the file must exist, be large enough, carry the
 ``TFL3`` identifier, and every table and buffer the model references must lie inside the file
-(a truncated download fails here with :class:`~mtkseg.errors.InvalidModelError`).  The parse
+(a truncated download fails here with :class:`~mtkseg.errors.InvalidModelError`).  What LiteRT's
+kernels trust without checking is checked here too (a crafted value aborts or segfaults the
+process there): every quantisation scale finite and positive, zero points in the range of the
+tensor type, per-channel arrays as long as the quantised dimension, every tensor, buffer and
+opcode index in range (``-1`` only for optional operator inputs, never for outputs).  The parse
 also yields what introspection needs without running the model: input/output tensors, the
 operators (with custom ops named), the operator producing each output, and the metadata
 buffers (``TFLITE_METADATA``, ``min_runtime_version``...).
@@ -11,6 +15,7 @@ buffers (``TFLITE_METADATA``, ``min_runtime_version``...).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +146,139 @@ def _tensor_spec(tensor, index: int) -> TensorSpec:
     return TensorSpec(index, name.decode("utf-8", "replace") if name else f"tensor_{index}", dtype, shape, sig, scale, zp)
 
 
+#: zero-point range per integer TensorType (int16 is symmetric in TFLite: zero point 0).
+_ZERO_POINT_RANGES = {
+    9: (-128, 127), 3: (0, 255), 7: (0, 0), 17: (-8, 7), 16: (0, 65535),
+    2: (-(2**31), 2**31 - 1), 4: (-(2**31), 2**31 - 1), 15: (0, 2**32 - 1), 12: (0, 2**32 - 1),
+}
+_FLOAT_TYPES = frozenset({0, 1, 10, 18})  # float32, float16, float64, bfloat16
+
+#: Leading operator inputs that must be tensors (not -1); -1 here: all of them.  Builtin ops
+#: not listed need their first input; the rest are optional for some op (bias, LSTM gates...).
+_REQUIRED_INPUTS = {
+    "CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "CONV_3D": 2, "TRANSPOSE_CONV": 3,
+    "ADD": 2, "SUB": 2, "MUL": 2, "DIV": 2, "MAXIMUM": 2, "MINIMUM": 2, "SQUARED_DIFFERENCE": 2, "POW": 2,
+    "FLOOR_DIV": 2, "FLOOR_MOD": 2, "BATCH_MATMUL": 2, "PRELU": 2, "STRIDED_SLICE": 4, "SLICE": 3,
+    "GATHER": 2, "GATHER_ND": 2, "PAD": 2, "PADV2": 2, "MIRROR_PAD": 2, "MEAN": 2, "SUM": 2, "REDUCE_MAX": 2,
+    "REDUCE_MIN": 2, "REDUCE_PROD": 2, "TRANSPOSE": 2, "RESIZE_BILINEAR": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
+    "SPLIT": 2, "SPLIT_V": 3, "ARG_MAX": 2, "ARG_MIN": 2, "TILE": 2, "EXPAND_DIMS": 2, "BROADCAST_TO": 2,
+    "SPACE_TO_BATCH_ND": 3, "BATCH_TO_SPACE_ND": 3, "SELECT": 3, "SELECT_V2": 3, "CONCATENATION": -1, "PACK": -1,
+}
+
+
+def _check_quantization(tensor, t: int, sg: int, label: str) -> None:
+    """Scales finite and > 0, zero points in the type's range, per-channel arrays as long as
+    the quantised dimension: what the quantised kernels (and XNNPACK) assume."""
+    q = tensor.Quantization()
+    if q is None or not q.ScaleLength():
+        return
+    ttype = int(tensor.Type())
+    where = f"{label}: tensor {t} ({_tensor_name(tensor, t)}, {_TENSOR_TYPES.get(ttype, f'type {ttype}')})"
+    where += f" of subgraph {sg}" if sg else ""
+    scales = q.ScaleAsNumpy()
+    n = len(scales)
+    if ttype in _FLOAT_TYPES:
+        # Converters leave scale 0 on float tensors; float kernels never read it.
+        if not all(math.isfinite(v) and v >= 0 for v in scales.tolist()):
+            raise InvalidModelError(f"{where} has quantization scale {scales.tolist()[:4]}: scales must be finite and "
+                                    ">= 0; the file is corrupt, re-export the model")
+        return
+    bad = [v for v in scales.tolist() if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise InvalidModelError(f"{where} has quantization scale {bad[0]!r}: scales must be finite and > 0; "
+                                "the file is corrupt or badly quantised, re-export the model")
+    zps = q.ZeroPointAsNumpy().tolist() if q.ZeroPointLength() else []
+    if len(zps) != n:
+        raise InvalidModelError(f"{where} has {n} quantization scale(s) but {len(zps)} zero point(s); they must match "
+                                "(the file is corrupt, re-export the model)")
+    lo, hi = _ZERO_POINT_RANGES.get(ttype, (-(2**31), 2**31 - 1))
+    bad = [z for z in zps if not lo <= z <= hi]
+    if bad:
+        raise InvalidModelError(f"{where} has zero point {bad[0]}, outside {lo}..{hi} for its type; the file is "
+                                "corrupt or badly quantised, re-export the model")
+    if n > 1:
+        shape = tensor.ShapeAsNumpy().tolist() if tensor.ShapeLength() else []
+        dim = int(q.QuantizedDimension())
+        if not 0 <= dim < len(shape):
+            raise InvalidModelError(f"{where} is quantized per channel along dimension {dim} of a rank-{len(shape)} "
+                                    "tensor; the file is corrupt, re-export the model")
+        if shape[dim] > 0 and shape[dim] != n:
+            raise InvalidModelError(f"{where} has {n} per-channel scales for dimension {dim} of size {shape[dim]}; "
+                                    "they must match (the file is corrupt, re-export the model)")
+
+
+def _tensor_name(tensor, t: int) -> str:
+    name = tensor.Name()
+    return repr(name.decode("utf-8", "replace")) if name else f"tensor_{t}"
+
+
+def _check_graph(model, codes: List[str], custom: frozenset, label: str) -> None:
+    """Every subgraph's tensor, buffer and opcode indices in range and every quantisation sane."""
+    num_buffers = model.BuffersLength()
+    num_subgraphs = model.SubgraphsLength()
+    for sg in range(num_subgraphs):
+        sub = model.Subgraphs(sg)
+        of = f" of subgraph {sg}" if sg else ""
+        num_tensors = sub.TensorsLength()
+        for t in range(num_tensors):
+            tensor = sub.Tensors(t)
+            tensor.ShapeLength()  # a truncated tensor table fails here, not in native code
+            b = int(tensor.Buffer())
+            if b and b >= num_buffers:
+                raise InvalidModelError(f"{label}: tensor {t}{of} uses buffer {b}, but the model has {num_buffers} "
+                                        "buffers (the file is corrupt, re-export the model)")
+            _check_quantization(tensor, t, sg, label)
+        for what, getter, count in (("input", sub.Inputs, sub.InputsLength()),
+                                    ("output", sub.Outputs, sub.OutputsLength())):
+            for j in range(count):
+                t = int(getter(j))
+                if not 0 <= t < num_tensors:
+                    raise InvalidModelError(f"{label}: subgraph {sg} {what} {j} is tensor {t}, outside 0..{num_tensors - 1} "
+                                            "(the file is corrupt, re-export the model)")
+        for i in range(sub.OperatorsLength()):
+            op = sub.Operators(i)
+            idx = int(op.OpcodeIndex())
+            if idx >= len(codes):
+                raise InvalidModelError(f"{label}: corrupt model (operator {i}{of} uses opcode {idx} of {len(codes)})")
+            name = codes[idx]
+            ins = op.InputsAsNumpy().tolist() if op.InputsLength() else []
+            required = 0 if idx in custom else _REQUIRED_INPUTS.get(name, 1)
+            required = len(ins) if required < 0 else required
+            for pos, t in enumerate(ins):
+                if t == -1 and pos >= required:
+                    continue  # an omitted optional input (e.g. a convolution without bias)
+                if not 0 <= t < num_tensors:
+                    need = "" if t != -1 else " (-1, but this input is not optional)"
+                    raise InvalidModelError(f"{label}: operator {i}{of} ({name}) input {pos} is tensor {t}{need}, "
+                                            f"outside 0..{num_tensors - 1} (the file is corrupt, re-export the model)")
+            outs = op.OutputsAsNumpy().tolist() if op.OutputsLength() else []
+            for pos, t in enumerate(outs):
+                if not 0 <= t < num_tensors:
+                    raise InvalidModelError(f"{label}: operator {i}{of} ({name}) output {pos} is tensor {t}, "
+                                            f"outside 0..{num_tensors - 1} (outputs are never optional; the file is "
+                                            "corrupt, re-export the model)")
+            for t in op.IntermediatesAsNumpy().tolist() if op.IntermediatesLength() else []:
+                if not -1 <= t < num_tensors:
+                    raise InvalidModelError(f"{label}: operator {i}{of} ({name}) intermediate tensor {t} is outside "
+                                            f"0..{num_tensors - 1} (the file is corrupt, re-export the model)")
+    for i in range(model.SignatureDefsLength()):
+        sig = model.SignatureDefs(i)
+        sg = int(sig.SubgraphIndex())
+        if not 0 <= sg < num_subgraphs:
+            raise InvalidModelError(f"{label}: signature {i} names subgraph {sg} of {num_subgraphs} (the file is corrupt)")
+        n = model.Subgraphs(sg).TensorsLength()
+        for getter, count in ((sig.Inputs, sig.InputsLength()), (sig.Outputs, sig.OutputsLength())):
+            for j in range(count):
+                t = int(getter(j).TensorIndex())
+                if not 0 <= t < n:
+                    raise InvalidModelError(f"{label}: signature {i} refers to tensor {t}, outside 0..{n - 1} "
+                                            "(the file is corrupt, re-export the model)")
+    for i in range(model.MetadataLength()):
+        b = int(model.Metadata(i).Buffer())
+        if not 0 <= b < num_buffers:
+            raise InvalidModelError(f"{label}: metadata entry {i} uses buffer {b} of {num_buffers} (the file is corrupt)")
+
+
 def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
     schema = _schema()
     size = len(data)
@@ -165,6 +303,7 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
             )
     codes = []
     custom = []
+    custom_codes = []  # opcode indices of custom operators (whose inputs mtkseg cannot know)
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
@@ -172,9 +311,11 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
             raw = oc.CustomCode()
             name = raw.decode("utf-8", "replace") if raw else "<unnamed custom op>"
             custom.append(name)
+            custom_codes.append(i)
             codes.append(name)
         else:
             codes.append(_op_name(schema, code))
+    _check_graph(model, codes, frozenset(custom_codes), label)
     sub = model.Subgraphs(0)
     num_tensors = sub.TensorsLength()
     producers: Dict[int, str] = {}
@@ -198,11 +339,6 @@ def _parse(data: bytes, label: str, path: Optional[Path]) -> ModelFile:
             if not 0 <= t < num_tensors:
                 raise InvalidModelError(f"{label}: corrupt model (tensor index {t} of {num_tensors})")
             dest.append(_tensor_spec(sub.Tensors(t), t))
-    # Walk every tensor once so a truncated tensor table fails here, not in native code.
-    for t in range(num_tensors):
-        tensor = sub.Tensors(t)
-        tensor.ShapeLength()
-        tensor.Buffer()
     metadata: Dict[str, bytes] = {}
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
