@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -275,10 +276,18 @@ def test_num_threads(monkeypatch):
 def test_delegate_chains(monkeypatch):
     for var in ("ANDROID_ROOT", "ANDROID_DATA", "MTKSEG_GPU_DELEGATE", "MTKSEG_NEURON_DELEGATE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(dl.platform, "machine", lambda: "x86_64")
     chain, explicit = dl.delegate_candidates("auto")
-    assert [c.name for c in chain] == ["neuron", "gpu", "cpu"] and not explicit
-    assert chain[1].libraries == ("libtensorflowlite_gpu_delegate.so",)
-    monkeypatch.setenv("ANDROID_ROOT", "/system")
+    assert [c.name for c in chain] == ["gpu", "cpu"] and not explicit  # no Neuron on x86-64
+    assert chain[0].libraries == ("libtensorflowlite_gpu_delegate.so",)
+    neuron = dl.delegate_candidates("neuron")[0][0]
+    assert neuron.libraries == () and "Arm" in neuron.unavailable
+    monkeypatch.setattr(dl.platform, "machine", lambda: "aarch64")  # e.g. a Genio board
+    chain, _ = dl.delegate_candidates("auto")
+    assert [c.name for c in chain] == ["neuron", "gpu", "cpu"]
+    assert chain[0].libraries == ("libneuron_delegate.so", "libtensorflowlite_neuron_delegate.so")
+    monkeypatch.setattr(dl.platform, "machine", lambda: "x86_64")
+    monkeypatch.setenv("ANDROID_ROOT", "/system")  # Android on x86-64 (emulators): every delegate
     chain, _ = dl.delegate_candidates("auto")
     assert [c.name for c in chain] == ["neuron", "gpu", "nnapi", "cpu"]
     assert "libtensorflowlite_gpu_jni.so" in chain[1].libraries
@@ -288,6 +297,13 @@ def test_delegate_chains(monkeypatch):
     chain, explicit = dl.delegate_candidates(["/x/lib.so", "xnnpack"])
     assert [c.name for c in chain] == ["/x/lib.so", "cpu"] and not explicit
     assert dl.delegate_candidates(Path("/x/libd.so"))[0][0].libraries == ("/x/libd.so",)
+    monkeypatch.setenv("MTKSEG_NEURON_DELEGATE", "/opt/neuron.so")  # an explicit absolute override is probed
+    assert [c.name for c in dl.delegate_candidates("auto")[0]] == ["neuron", "gpu", "cpu"]
+    for relative in ("libneuron_delegate.so", "lib/neuron.so"):
+        monkeypatch.setenv("MTKSEG_NEURON_DELEGATE", relative)
+        with pytest.raises(DelegateError, match=r"MTKSEG_NEURON_DELEGATE=.* is not an absolute path"):
+            dl.delegate_candidates("auto")
+    monkeypatch.delenv("MTKSEG_NEURON_DELEGATE")
     with pytest.raises(InvalidArgumentError, match="unknown delegate"):
         dl.delegate_candidates("tpu")
     with pytest.raises(InvalidArgumentError):
@@ -347,7 +363,8 @@ def test_fallback_chain_logs_and_reports_what_runs(caplog, frame):
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="mtkseg.runtime"):
         auto = mtkseg.Segmenter(model_path("float32"))
-    assert auto.delegate == "cpu" and {n for n, _ in auto.delegate_attempts} == {"neuron", "gpu"}
+    probed = {"gpu"} | ({"neuron"} if dl.platform.machine().lower() in dl._ARM_MACHINES or dl.is_android() else set())
+    assert auto.delegate == "cpu" and {n for n, _ in auto.delegate_attempts} == probed
     skipped = [r for r in caplog.records if " skipped: " in r.getMessage()]
     assert skipped and all(r.levelno == logging.INFO for r in skipped)  # auto: expected, quieter
 
@@ -485,3 +502,84 @@ def test_mutated_models_fail_with_typed_errors_never_crash(frame):
         except MtksegError as exc:
             outcomes.add(type(exc).__name__)
     assert "InvalidModelError" in outcomes and len(outcomes) >= 2
+
+
+# ----------------------------------------------------------------------------- library planting
+
+PLANTED_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE* f = fopen(getenv("MTKSEG_PLANT_MARKER"), "a");
+    if (f) { fputs(LIBNAME "\n", f); fclose(f); }
+}
+"""
+
+#: every library name mtkseg might probe on any platform
+PROBED_NAMES = sorted({name for per_os in dl.LIBRARIES.values() for names in per_os.values() for name in names})
+
+
+def _compiler() -> str:
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("no C compiler: CI must provide one")
+        pytest.skip("no C compiler to build the planted libraries")
+    return cc
+
+
+@pytest.mark.parametrize("android", [False, True])
+def test_auto_never_loads_libraries_planted_in_the_current_directory(tmp_path, android):
+    import subprocess
+    import sys
+
+    cc = _compiler()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    src = tmp_path / "planted.c"
+    src.write_text(PLANTED_C)
+    for name in PROBED_NAMES:
+        subprocess.run([cc, "-shared", "-fPIC", f'-DLIBNAME="{name}"', "-o", str(cwd / name), str(src)],
+                       check=True, capture_output=True)
+    marker = tmp_path / "marker.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MTKSEG_") and k not in ("ANDROID_ROOT", "ANDROID_DATA")}
+    env.update(LD_LIBRARY_PATH=":" + env.get("LD_LIBRARY_PATH", ""), MTKSEG_PLANT_MARKER=str(marker))
+    if android:
+        env["ANDROID_ROOT"] = "/system"  # probes the Android names too (neuron, gpu, nnapi)
+    # The hole is real: with an empty LD_LIBRARY_PATH entry a bare name loads from the cwd.
+    probe = f"import ctypes; ctypes.CDLL({PROBED_NAMES[0]!r})"
+    subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=env, check=True, capture_output=True)
+    assert marker.read_text().split() == [PROBED_NAMES[0]]
+    marker.unlink()
+    code = (
+        "import logging, sys, mtkseg\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        f"seg = mtkseg.Segmenter({model_path('float32')!r}, delegate='auto')\n"
+        "print('DELEGATE', seg.delegate, [n for n, _ in seg.delegate_attempts])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not marker.exists(), f"a planted library ran its constructor: {marker.read_text()}"
+    assert "DELEGATE cpu" in run.stdout
+    assert "the current directory is never searched" in run.stdout  # each skip says why
+    assert f"loading delegate library {cwd}" not in run.stdout
+
+
+def test_bare_delegate_names_resolve_to_logged_absolute_paths(fake_delegate, monkeypatch, caplog):
+    lib = Path(fake_delegate)
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"::relative/dir:{lib.parent}")  # only the absolute entry counts
+    assert dl.resolve_library(lib.name) == (str(lib), "")
+    monkeypatch.chdir(lib.parent)
+    monkeypatch.setenv("LD_LIBRARY_PATH", ":")
+    path, why = dl.resolve_library(lib.name)
+    assert path is None and "never searched" in why and "absolute path" in why
+    assert dl.resolve_library("./" + lib.name) == (str(lib), "")  # an explicit relative path is explicit
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(lib.parent))
+    with caplog.at_level(logging.INFO, logger="mtkseg.runtime"):
+        seg = mtkseg.Segmenter(model_path("float32"), delegate=lib.name)
+    assert seg.delegate == f"{lib.name} ({lib})"
+    assert any(f"loading delegate library {lib}" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InvalidArgumentError, match="absolute path"):
+        dl.preflight_library(lib.name)

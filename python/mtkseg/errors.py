@@ -26,6 +26,7 @@ __all__ = [
     "ExportError",
     "OutputError",
     "OutputExistsError",
+    "DistributedError",
     "ReentrantCallError",
 ]
 
@@ -106,3 +107,9 @@ class OutputExistsError(OutputError, FileExistsError):
 class ReentrantCallError(MtksegError, RuntimeError):
     """A Segmenter was called again from the thread already inside one of its calls, i.e. from
     a ``score_filter`` (waiting for its own lock would deadlock)."""
+
+
+class DistributedError(MtksegError):
+    """A distributed run (:mod:`mtkseg.distributed`) cannot start or did not complete: Ray is
+    not installed (``pip install 'mtkseg[ray]'``), the cluster cannot be reached, or its
+    results are incomplete."""

@@ -8,7 +8,8 @@
 * ``"nnapi"``: Android's Neural Networks API (Android only).
 * ``"neuron"``: MediaTek NeuroPilot's Neuron delegate (APU/NPU on MediaTek SoCs).
 * a path to any external delegate ``.so`` exporting ``tflite_plugin_create_delegate``.
-* ``"auto"`` (default): ``neuron → gpu → [nnapi on Android] → cpu``.
+* ``"auto"`` (default): ``[neuron on Arm] → gpu → [nnapi on Android] → cpu``: only delegates
+  that can exist on this machine are probed (no Neuron/NNAPI on x86-64 Linux).
 * an ordered list of the above: each is tried in turn; a failure is logged with its reason
   and the next one is tried.
 
@@ -16,7 +17,7 @@ A single named delegate that cannot load raises :class:`~mtkseg.errors.DelegateE
 the loader's message and what to try instead.
 
 Library names tried for each name (first found wins; ``MTKSEG_<NAME>_DELEGATE=/path/lib.so``
-overrides them, e.g. ``MTKSEG_NEURON_DELEGATE``):
+overrides them, e.g. ``MTKSEG_NEURON_DELEGATE``; it must be an absolute path):
 
 ============  ======================================================  ======================
 name          Android                                                  Linux
@@ -34,6 +35,13 @@ neuron        libneuron_delegate.so,                                   libneuron
 ``neuron`` is the name MediaTek's NeuroPilot SDK ships for Android and Genio (Yocto) boards.
 Vendors sometimes rename them: pass the path (or set the environment variable) then.
 
+Where libraries are looked for: a bare name (``libneuron_delegate.so``) is resolved to an
+absolute path in the system library directories only (``/etc/ld.so.conf``, the standard
+``lib`` folders, ``/vendor`` and ``/system`` on Android) and in *absolute* ``LD_LIBRARY_PATH``
+entries, never in the current directory (an empty or relative ``LD_LIBRARY_PATH`` entry would
+let a library planted there run its constructor).  Only the resolved absolute path is opened,
+and it is logged.  A path given explicitly (``delegate="./lib.so"``) is used as given.
+
 ``delegate_options=`` is passed to the delegate loader as strings (booleans as
 ``"true"``/``"false"``), e.g. ``{"execution_preference": "sustained_speed", "allow_fp16": True,
 "cache_dir": "/data/local/tmp"}`` for Neuron.  With several delegates, a dict keyed by
@@ -47,8 +55,10 @@ fallback rules.
 from __future__ import annotations
 
 import ctypes
+import glob
 import logging
 import os
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +76,8 @@ __all__ = [
     "accelerator_candidates",
     "options_for",
     "preflight_library",
+    "resolve_library",
+    "library_dirs",
 ]
 
 log = logging.getLogger("mtkseg.runtime")
@@ -98,6 +110,8 @@ class DelegateCandidate:
 
     name: str
     libraries: Tuple[str, ...] = ()  # empty for cpu
+    #: why no library is tried on this machine (when ``libraries`` is empty and not cpu)
+    unavailable: str = ""
 
     @property
     def is_cpu(self) -> bool:
@@ -118,19 +132,107 @@ def _platform() -> str:
     return "android" if is_android() else "linux"
 
 
-def _libraries(name: str) -> Tuple[str, ...]:
-    env = os.environ.get(f"MTKSEG_{name.upper()}_DELEGATE")
-    if env:
-        return (env,)
-    return LIBRARIES[name][_platform()]
+_ARM_MACHINES = frozenset({"aarch64", "arm64", "armv8l", "armv8b", "armv7l", "armv7", "arm"})
+
+
+def _unavailable(name: str) -> str:
+    """Why delegate ``name`` cannot exist on this machine ("" when it can)."""
+    if name == "nnapi" and not is_android():
+        return "no delegate library for this platform (NNAPI exists only on Android)"
+    machine = platform.machine().lower()
+    if name == "neuron" and not is_android() and machine not in _ARM_MACHINES:
+        return (f"no {LIBRARIES['neuron']['linux'][0]} on {machine or 'this machine'}: MediaTek's Neuron delegate "
+                "exists only on Arm (Android, Genio boards); set MTKSEG_NEURON_DELEGATE=/absolute/path.so to force one")
+    return ""
+
+
+def _env_library(name: str) -> Optional[str]:
+    var = f"MTKSEG_{name.upper()}_DELEGATE"
+    env = os.environ.get(var)
+    if not env:
+        return None
+    if not os.path.isabs(env):
+        raise DelegateError(
+            f"{var}={env!r} is not an absolute path; a bare name or relative path would be looked up in the "
+            f"current directory or the loader's search path. Set it to the library's absolute path, e.g. "
+            f"{var}=/opt/lib/{(LIBRARIES[name]['android'] + ('lib.so',))[0]}"
+        )
+    return env
+
+
+def _candidate_for(name: str) -> DelegateCandidate:
+    env = _env_library(name)
+    if env is not None:
+        return DelegateCandidate(name, (env,))
+    why = _unavailable(name)
+    if why:
+        return DelegateCandidate(name, (), why)
+    return DelegateCandidate(name, LIBRARIES[name][_platform()])
 
 
 def _auto_chain() -> List[str]:
-    chain = ["neuron", "gpu"]
-    if is_android():
-        chain.append("nnapi")
+    """Delegates worth probing here: Neuron only on Arm (or with MTKSEG_NEURON_DELEGATE set),
+    NNAPI only on Android."""
+    chain = [n for n in ("neuron", "gpu", "nnapi") if not _unavailable(n) or os.environ.get(f"MTKSEG_{n.upper()}_DELEGATE")]
     chain.append("cpu")
     return chain
+
+
+def _ld_so_conf(path: str, depth: int = 0) -> List[str]:
+    """Directories listed in an ld.so.conf file (following ``include`` globs)."""
+    dirs: List[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return dirs
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("include") and depth < 4:
+            pattern = line[len("include"):].strip()
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(os.path.dirname(path), pattern)
+            for conf in sorted(glob.glob(pattern)):
+                dirs.extend(_ld_so_conf(conf, depth + 1))
+        elif os.path.isabs(line):
+            dirs.append(line)
+    return dirs
+
+
+def library_dirs() -> List[str]:
+    """Where bare delegate library names are looked for, in order: absolute ``LD_LIBRARY_PATH``
+    entries, the Android vendor/system folders, ``/etc/ld.so.conf`` and the standard folders.
+    Never the current directory: empty and relative entries are left out."""
+    dirs = [e for e in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if e and os.path.isabs(e)]
+    if is_android():
+        bits = "64" if sys.maxsize > 2**32 else ""
+        dirs += [f"/vendor/lib{bits}", f"/system/lib{bits}", f"/odm/lib{bits}", f"/system_ext/lib{bits}"]
+    dirs += _ld_so_conf("/etc/ld.so.conf")
+    multiarch = f"{platform.machine()}-linux-gnu"
+    dirs += [f"/lib/{multiarch}", f"/usr/lib/{multiarch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"]
+    return [d for d in dict.fromkeys(os.path.normpath(d) for d in dirs) if os.path.isdir(d)]
+
+
+def resolve_library(library: str) -> Tuple[Optional[str], str]:
+    """(absolute path, "") of a delegate library, or (None, why not).
+
+    A path (absolute, or relative with a ``/``, given explicitly) is made absolute; a bare
+    name is looked up in :func:`library_dirs` only, never in the current directory."""
+    if os.sep in library or (os.altsep and os.altsep in library):
+        path = os.path.abspath(library)
+        if not os.path.isfile(path):
+            return None, f"{path}: No such file"
+        return path, ""
+    dirs = library_dirs()
+    for d in dirs:
+        path = os.path.join(d, library)
+        if os.path.isfile(path):
+            return path, ""
+    shown = ", ".join(dirs[:8]) + (", ..." if len(dirs) > 8 else "")
+    return None, (f"{library} not found in the system library directories ({shown}); the current directory is "
+                  "never searched: pass the library's absolute path")
 
 
 def _candidate(item: object) -> DelegateCandidate:
@@ -142,7 +244,7 @@ def _candidate(item: object) -> DelegateCandidate:
     if key in CPU_NAMES:
         return DelegateCandidate("cpu")
     if key in LIBRARIES:
-        return DelegateCandidate(key, _libraries(key))
+        return _candidate_for(key)
     if "/" in item or item.endswith(".so") or ".so." in item or item.endswith(".dylib") or item.endswith(".dll"):
         return DelegateCandidate(item, (item,))
     raise InvalidArgumentError(
@@ -215,9 +317,13 @@ def options_for(candidate: DelegateCandidate, options: Optional[Mapping[str, obj
 
 
 def preflight_library(library: str) -> Optional[str]:
-    """Why ``library`` cannot be a TFLite external delegate (None when it can be opened and
-    exports ``tflite_plugin_create_delegate``).  Checked before the backend's loader so a
-    missing library fails with a clear message instead of the loader's noisy traceback."""
+    """Why ``library`` (an absolute path from :func:`resolve_library`) cannot be a TFLite
+    external delegate (None when it can be opened and exports ``tflite_plugin_create_delegate``).
+    Checked before the backend's loader so a missing library fails with a clear message instead
+    of the loader's noisy traceback."""
+    if not os.path.isabs(library):
+        raise InvalidArgumentError(f"preflight_library: expected an absolute path, got {library!r} (use resolve_library)")
+    log.info("loading delegate library %s", library)
     try:
         handle = ctypes.CDLL(library)
     except OSError as exc:

@@ -52,6 +52,7 @@ from .delegates import (
     options_for,
     preflight_library,
     raise_delegate_error,
+    resolve_library,
 )
 from .modelfile import ModelFile, TensorSpec
 
@@ -285,21 +286,23 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
                 log.log(level, "%s: running on cpu (%d delegate attempt(s) skipped)", mf.label, skipped)
             return InterpreterSession(it, in_index, out_index, backend, desc, attempts, None, threads)
         if not cand.libraries:
-            reason = "no delegate library for this platform (NNAPI exists only on Android)"
+            reason = cand.unavailable or "no delegate library for this platform"
             attempts.append((cand.name, reason))
             log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
             continue
         opts = options_for(cand, delegate_options)
         for library in cand.libraries:
             where = "" if library == cand.name else f"{library}: "
-            why = preflight_library(library)
-            if why is not None:
+            path, why = resolve_library(library)  # never the current directory
+            if path is not None:
+                why = preflight_library(path) or ""
+            if why:
                 attempts.append((cand.name, why))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, why)
                 continue
             try:
                 with native_output_muted():
-                    handle = backend.load_delegate(library, opts)
+                    handle = backend.load_delegate(path, opts)
             except Exception as exc:  # ValueError/RuntimeError/OSError from the loader
                 reason = f"{where}loader failed: {' '.join(str(exc).split())}"
                 attempts.append((cand.name, reason))
@@ -315,7 +318,7 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
                 attempts.append((cand.name, reason))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
-            desc = cand.name if cand.name == library else f"{cand.name} ({library})"
+            desc = cand.name if cand.name == path else f"{cand.name} ({path})"
             log.info("%s: running on delegate %s", mf.label, desc)
             return InterpreterSession(it, in_index, out_index, backend, desc, attempts, handle, threads)
         if explicit:
