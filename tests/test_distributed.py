@@ -1,0 +1,187 @@
+"""mtkseg.distributed on a real local Ray cluster (ray.init(num_cpus=2)): masks identical to
+Segmenter.run and named as ``mtkseg run`` names them, video frame ranges, the CamVid confusion
+matrix identical to the single-process evaluation, and an actor killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, require_shared
+from fixtures.reference import smooth_frame
+
+from mtkseg import distributed
+from mtkseg.cli import main as cli_main
+from mtkseg.errors import DistributedError
+from mtkseg.segmenter import Segmenter, default_model_path
+
+ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
+
+MODEL = Path(__file__).parent / "fixtures" / "models" / "uint8_io.tflite"
+CLIP = Path(__file__).resolve().parents[1] / "examples" / "lanelines_4s.mp4"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local 2-CPU cluster for the module (a cluster this process already joined is kept)."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _images(root: Path) -> list:
+    """Six small images in two folders, two with the same stem (named x and x_2), one broken."""
+    rng = np.random.default_rng(7)
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    paths = []
+    for i, (h, w) in enumerate([(60, 90), (75, 100), (64, 96), (50, 120)]):
+        p = root / "a" / f"img{i}.png"
+        cv2.imwrite(str(p), smooth_frame(rng, h, w))
+        paths.append(p)
+    dup = root / "b" / "img0.jpg"
+    cv2.imwrite(str(dup), smooth_frame(rng, 70, 70))
+    broken = root / "b" / "zz_broken.png"
+    broken.write_bytes(b"not a png")
+    return paths + [dup, broken]
+
+
+@pytest.fixture(scope="module")
+def run(cluster, tmp_path_factory):
+    """One distributed run over a folder, a glob, a broken image and a video (ranges of 16)."""
+    root = tmp_path_factory.mktemp("dist")
+    paths = _images(root / "in")
+    sources = [root / "in" / "a", str(root / "in" / "b" / "*.jpg"), paths[-1], CLIP]
+    report = distributed.segment(MODEL, sources, root / "out", workers=2, overlay=True, frames_per_task=16,
+                                 progress=False)
+    return root, paths, report
+
+
+def test_masks_equal_segmenter_run_and_names_match_mtkseg_run(run):
+    root, paths, report = run
+    local = root / "local"
+    assert cli_main(["run", str(MODEL), *map(str, paths), "-o", str(local), "--overlay"]) == 1  # the broken image
+    images = report.table.filter(report.table.column("frame").to_numpy() < 0).to_pylist()
+    assert [r["name"] for r in images] == ["img0", "img1", "img2", "img3", "img0_2", "zz_broken"]
+    with Segmenter(MODEL) as seg:
+        for row, path in zip(images[:-1], paths[:-1]):
+            assert row["error"] is None and row["source"] == str(path.absolute())
+            mask = cv2.imread(row["mask_path"], cv2.IMREAD_UNCHANGED)
+            result = seg.run(path)
+            np.testing.assert_array_equal(mask, result.mask)
+            assert row["share_class_1"] == pytest.approx(result.class_fractions()["class_1"])
+    ours = {p.name for p in (root / "out").glob("img*.png")}
+    assert ours == {p.name for p in local.glob("*.png")}
+    for name in ours:  # byte for byte what the single-process run wrote, masks and overlays
+        assert (root / "out" / name).read_bytes() == (local / name).read_bytes(), name
+    # The broken image: a row with its path and the error, not an exception that lost the run.
+    assert report.failures == [(str(paths[-1].absolute()), -1,
+                                f"FrameError: frame: cannot decode {paths[-1].absolute()} as an image")]
+
+
+def test_video_frame_ranges_decode_every_frame_once(run):
+    root, _, report = run
+    rows = [r for r in report.table.to_pylist() if r["frame"] >= 0]
+    assert [r["frame"] for r in rows] == list(range(100))  # 7 ranges of 16, each frame once, in order
+    assert len({r["worker"] for r in report.table.to_pylist()}) == 2
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = [cap.read()[1] for _ in range(100)]  # decoded in one pass, as a single process would
+    with Segmenter(MODEL) as seg:
+        for row in rows[::5] + rows[-3:]:  # range starts, middles and the end
+            assert row["name"] == f"lanelines_4s_{row['frame']:06d}" and row["error"] is None
+            mask = cv2.imread(row["mask_path"], cv2.IMREAD_UNCHANGED)
+            np.testing.assert_array_equal(mask, seg.run(frames[row["frame"]]).mask)
+            assert Path(row["overlay_path"]).is_file()
+    table = pq.read_table(report.parquet)  # written by Ray Data, committed with mtkseg._io
+    assert table.num_rows == 106 and table.column("name").to_pylist() == report.table.column("name").to_pylist()
+    assert not list(report.parquet.parent.glob(".*"))  # no temporary files left
+
+
+def test_existing_outputs_are_refused_before_ray_runs(run):
+    root, paths, _ = run
+    from mtkseg.errors import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        distributed.segment(MODEL, paths[:1], root / "out", workers=1, progress=False)
+
+
+def _crash_once(marker: Path, base: type) -> type:
+    """``base`` whose first actor exits hard (os._exit) after the first image of its first
+    batch: once per run, recorded in ``marker`` with the dead worker's pid."""
+
+    class CrashOnce(base):
+        def _segment_one(self, *args, **kwargs):
+            row = super()._segment_one(*args, **kwargs)
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return row
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(1)
+
+    return CrashOnce
+
+
+def test_actor_killed_mid_run_is_retried_nothing_lost_or_doubled(cluster, tmp_path):
+    rng = np.random.default_rng(3)
+    (tmp_path / "in").mkdir()
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / "in" / f"f{i:02d}.png")
+        cv2.imwrite(str(paths[-1]), smooth_frame(rng, 48, 64))
+    marker = tmp_path / "crashed"
+    report = distributed.segment(MODEL, tmp_path / "in", tmp_path / "out", workers=2, batch_size=2, progress=False,
+                                 actor_class=_crash_once(marker, distributed.SegmentActor))
+    dead = marker.read_text()
+    rows = report.table.to_pylist()
+    assert [r["name"] for r in rows] == [p.stem for p in paths] and not report.failures
+    assert not any(r["worker"].endswith(f":{dead}") for r in rows)  # the dead actor's batch was redone elsewhere
+    with Segmenter(MODEL) as seg:
+        for row, path in zip(rows, paths):
+            np.testing.assert_array_equal(cv2.imread(row["mask_path"], cv2.IMREAD_UNCHANGED), seg.run(path).mask)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"{p.stem}_mask.png" for p in paths] + ["results.parquet"])
+
+
+def test_eval_confusion_matrix_equals_single_process(cluster):
+    from mtkseg.evaluate import evaluate_model
+
+    data = require_shared(SHARED_DATA / "camvid")
+    model = default_model_path()
+    if model is None:
+        pytest.skip("the bundled CamVid model is not present")
+    local = evaluate_model(model, data, "test", limit=12, progress=False)
+    remote = distributed.evaluate(model, data, "test", limit=12, workers=2, batch_size=2, progress=False)
+    assert remote.num_images == 12 and not remote.errors and remote.workers == 2
+    np.testing.assert_array_equal(remote.metrics.matrix, local.metrics.matrix)
+    assert remote.metrics.miou == local.metrics.miou
+    assert remote.to_dict()["confusion_matrix"] == local.to_dict()["confusion_matrix"]
+
+
+def test_missing_ray_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(DistributedError, match=r"pip install 'mtkseg\[ray\]'"):
+        distributed.require_ray()
+
+
+def test_sources_expand_like_mtkseg_run(tmp_path):
+    from mtkseg.cli import run as cli_run
+
+    assert distributed.sources.IMAGE_SUFFIXES == cli_run.IMAGE_SUFFIXES
+    paths = _images(tmp_path)
+    assert distributed.expand_sources([tmp_path / "a", tmp_path / "b"]) == cli_run.expand_images(
+        [str(tmp_path / "a"), str(tmp_path / "b")])
+    assert distributed.expand_sources(str(tmp_path / "*" / "img0.*")) == [paths[0], paths[4]]
+    used: dict = {}
+    assert distributed.output_names(paths) == [cli_run._unique_stem(p, used) for p in paths]
