@@ -63,7 +63,8 @@ void set_num_threads(int n);
 // Runs fn(begin, end) over [0, n) split into up to `threads` chunks (0: num_threads(), read
 // once); chunks smaller than min_chunk are not split.  A kernel that sizes per-chunk buffers
 // must read num_threads() once itself and pass it here, since set_num_threads may run
-// concurrently.  fn must not throw.
+// concurrently.  fn must not throw.  Workers that cannot start (thread limits) leave their
+// chunks to the calling thread, so this never aborts for want of threads.
 void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads = 0);
 
 // Work (element operations) below which a kernel stays on the calling thread.  Starting a

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -168,6 +169,18 @@ void set_num_threads(int n) {
     g_threads.store(n);
 }
 
+namespace {
+// Joins every started worker however the scope is left: a joinable std::thread destroyed
+// during unwinding would call std::terminate.
+struct JoinAll {
+    std::vector<std::thread>& workers;
+    ~JoinAll() {
+        for (auto& w : workers)
+            if (w.joinable()) w.join();
+    }
+};
+}  // namespace
+
 void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads) {
     if (n <= 0) return;
     if (threads <= 0) threads = num_threads();
@@ -178,13 +191,24 @@ void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t
     }
     std::vector<std::thread> workers;
     workers.reserve(static_cast<size_t>(chunks - 1));
+    JoinAll join_all{workers};
     const int64_t step = (n + chunks - 1) / chunks;
+    // When a worker cannot start (EAGAIN: thread or memory limits), the chunks not yet
+    // handed out run on the calling thread as one range: at most `chunks` calls of fn in all,
+    // which kernels rely on (they size per-call scratch by the thread count).
+    int64_t rest = n;
     for (int64_t c = 1; c < chunks; ++c) {
         const int64_t b = c * step, e = std::min(n, b + step);
-        if (b < e) workers.emplace_back(fn, b, e);
+        if (b >= e) break;
+        try {
+            workers.emplace_back(fn, b, e);
+        } catch (const std::system_error&) {
+            rest = b;
+            break;
+        }
     }
     fn(0, std::min(n, step));
-    for (auto& w : workers) w.join();
+    if (rest < n) fn(rest, n);
 }
 
 }  // namespace mtkseg

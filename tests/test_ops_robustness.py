@@ -159,3 +159,45 @@ def test_unaligned_views_read_correctly(rng, dtype):
     ul = raw[1:].view(np.int32).reshape(labels.shape)
     ul[...] = labels
     assert np.array_equal(ops.postprocess(ul, (10, 12), kind="labels"), ops.postprocess(labels, (10, 12), kind="labels"))
+
+
+_NO_THREADS = """
+import resource, sys
+import numpy as np
+from mtkseg import ops
+ops.set_num_threads(4)
+rng = np.random.default_rng(0)
+gt = rng.integers(0, 12, (2000, 2000), dtype=np.uint8)
+pred = rng.integers(0, 12, (2000, 2000), dtype=np.uint8)
+expected = np.zeros((12, 12), np.int64)
+np.add.at(expected, (gt.ravel().astype(np.int64), pred.ravel().astype(np.int64)), 1)
+frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+out = np.empty((1, 540, 960, 3), np.float32)
+ops.preprocess(frame, out)
+pre_expected = out.copy()
+out[:] = 0
+# Address space for the running interpreter plus MARGIN MiB: a worker's 8 MiB stack fits
+# MARGIN // 8 times, so pthread_create fails with EAGAIN for the others (works as root,
+# where RLIMIT_NPROC is not enforced).
+with open("/proc/self/statm") as f:
+    vm = int(f.read().split()[0]) * resource.getpagesize()
+limit = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (vm + (int(sys.argv[1]) << 20), limit[1]))
+cm = ops.confusion_matrix(gt, pred, 12)
+ops.preprocess(frame, out)
+resource.setrlimit(resource.RLIMIT_AS, limit)  # compare with room to spare
+print("confusion", np.array_equal(np.asarray(cm), expected), "preprocess", np.array_equal(out, pre_expected))
+"""
+
+
+@pytest.mark.parametrize("margin_mib", [4, 12])
+def test_kernels_run_on_the_calling_thread_when_workers_cannot_start(margin_mib):
+    """No worker (4 MiB) or one worker (12 MiB) can start: the kernels fall back to fewer
+    threads instead of std::terminate (was: exit 134, or a bare RuntimeError)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _NO_THREADS, str(margin_mib)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
+    assert proc.stdout.split() == ["confusion", "True", "preprocess", "True"]
