@@ -637,3 +637,21 @@ def test_camvid_images():
         np.testing.assert_array_equal(r.mask, ref8.mask(ref8.invoke(x), frame.shape[:2], (0, 0, 320, 192)))
         # float: the pure numpy/OpenCV pipeline agrees on >= 99.9% of pixels
         assert agreement(seg32.run(p).mask, ref32.run(frame)) >= 0.999
+
+
+def test_result_overlay_legend_and_to_dict():
+    import json
+
+    rng = np.random.default_rng(5)
+    frame = smooth_frame(rng, 120, 160)
+    with mtkseg.Segmenter(model_path("metadata"), delegate="cpu") as seg:
+        res = seg.run(frame)
+        plain, legend = res.overlay(), res.overlay(legend=True)
+        assert legend.shape == plain.shape and np.any(legend != plain)
+        assert np.array_equal(legend[100:, 140:], plain[100:, 140:])  # only the corner changes
+        assert np.any(res.colorize(legend=True) != res.colorize())
+        doc = res.to_dict()
+        assert json.loads(json.dumps(doc)) == doc
+        assert doc["size"] == [120, 160] and doc["classes"] == list(res.class_names)
+        assert set(doc["timings_ms"]) == {"pre", "infer", "post"} and doc["color"] == "bgr"
+        assert abs(sum(doc["class_fractions"].values()) - 1) < 1e-6

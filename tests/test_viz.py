@@ -100,3 +100,21 @@ def test_read_only_frame_in_place_raises():
     frame.flags.writeable = False
     with pytest.raises(InvalidArgumentError, match="read-only"):
         ops.overlay(frame, np.zeros((4, 4), np.uint8), [[1, 2, 3]], inplace=True)
+
+
+def test_draw_legend_pastes_a_copy_and_checks_inputs():
+    image = np.full((200, 300, 3), 77, np.uint8)
+    out = viz.draw_legend(image, viz.LANE_CLASSES, viz.LANE_PALETTE)
+    assert out.shape == image.shape and np.all(image == 77), "the input is not drawn on"
+    assert np.any(out[8:40, 8:60] != 77) and np.all(out[190:, 290:] == 77)
+    small = viz.draw_legend(np.zeros((40, 50, 3), np.uint8), viz.CAMVID_CLASSES, viz.CAMVID_PALETTE)
+    assert small.shape == (40, 50, 3)  # scaled down to fit
+    with pytest.raises(InvalidArgumentError):
+        viz.draw_legend(image, viz.LANE_CLASSES[:3], viz.LANE_PALETTE)
+    names = [f"c{i}" for i in range(40)]
+    with pytest.raises(InvalidArgumentError, match="mask"):
+        viz.draw_legend(image, names, viz.default_palette(40))
+    mask = np.zeros((200, 300), np.uint8)
+    mask[:, 150:] = 7
+    few = viz.draw_legend(image, names, viz.default_palette(40), mask=mask)
+    assert np.any(few != 77)

@@ -137,16 +137,43 @@ class SegmentationResult:
         pal = np.asarray(self.palette, dtype=np.uint8)
         return np.ascontiguousarray(pal[:, ::-1] if self.color == "bgr" else pal)
 
-    def overlay(self, frame: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
+    def overlay(self, frame: Optional[np.ndarray] = None, alpha: float = 0.5, *, legend: bool = False) -> np.ndarray:
         """The class colours blended onto ``frame`` (default: the input frame) with weight
-        ``alpha``; returned in the frame's channel order (:attr:`color`)."""
+        ``alpha``; returned in the frame's channel order (:attr:`color`).  ``legend=True`` adds
+        the class colours and names in the top-left corner (:func:`mtkseg.viz.draw_legend`)."""
         if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
             raise InvalidArgumentError(f"alpha: expected a number in [0, 1], got {alpha!r}")
-        return ops.overlay(self._frame3(frame), self.mask, self._palette_for(), float(alpha))
+        image = ops.overlay(self._frame3(frame), self.mask, self._palette_for(), float(alpha))
+        return self.add_legend(image) if legend else image
 
-    def colorize(self) -> np.ndarray:
-        """``HxWx3`` uint8 image of the class colours (in :attr:`color` order)."""
-        return ops.colorize(self.mask, self._palette_for())
+    def colorize(self, *, legend: bool = False) -> np.ndarray:
+        """``HxWx3`` uint8 image of the class colours (in :attr:`color` order); ``legend=True``
+        adds the class names as in :meth:`overlay`."""
+        image = ops.colorize(self.mask, self._palette_for())
+        return self.add_legend(image) if legend else image
+
+    def add_legend(self, image: np.ndarray) -> np.ndarray:
+        """A copy of ``image`` (in :attr:`color` order) with this result's class legend drawn on it."""
+        from .viz import draw_legend
+
+        names = self.class_names
+        palette = np.asarray(self.palette, dtype=np.uint8)
+        if len(palette) != len(names):  # class-index models without labels: default colours
+            from .viz import default_palette
+
+            palette = default_palette(len(names))
+        return draw_legend(image, names, palette, color=self.color, mask=self.mask)
+
+    def to_dict(self) -> Dict[str, object]:
+        """A JSON-ready summary: ``size`` ``[h, w]``, ``classes`` (names), ``class_fractions``
+        (share of pixels per class, in class order), ``timings_ms`` and ``color``."""
+        return {
+            "size": list(self.shape),
+            "classes": list(self.class_names),
+            "class_fractions": self.class_fractions(),
+            "timings_ms": {k: round(float(v), 3) for k, v in self.timings.items()},
+            "color": self.color,
+        }
 
     def class_fractions(self) -> Dict[str, float]:
         """Share of the mask's pixels per class name (classes absent from the mask get 0.0;
@@ -226,14 +253,16 @@ class SegmentationResult:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path: Union[str, Path], what: str = "mask", *, alpha: float = 0.5, overwrite: bool = True) -> Path:
+    def save(self, path: Union[str, Path], what: str = "mask", *, alpha: float = 0.5, overwrite: bool = True,
+             legend: bool = False) -> Path:
         """Write ``what`` to ``path`` and return the path.
 
         ``what="mask"`` writes the class indices as a single-channel image (lossless format
         required: .png, .bmp, .tif); ``"overlay"`` the blend of :meth:`overlay`; ``"color"``
         the colourised mask.  The file is written atomically (temporary file, then rename);
         ``overwrite=False`` refuses an existing file, and a symbolic link at ``path`` is
-        always refused (:class:`~mtkseg.errors.OutputError`).
+        always refused (:class:`~mtkseg.errors.OutputError`).  ``legend=True`` draws the class
+        legend on ``"overlay"`` and ``"color"`` images.
         """
         if not isinstance(path, (str, Path)):
             raise InvalidTypeError(f"path: expected a str or Path, got {type(path).__name__}")
@@ -243,9 +272,9 @@ class SegmentationResult:
                 raise InvalidArgumentError(f"path: a class mask needs a lossless format ({', '.join(_LOSSLESS)}), got {path.name!r}")
             image = self.mask
         elif what == "overlay":
-            image = self.overlay(alpha=alpha)
+            image = self.overlay(alpha=alpha, legend=legend)
         elif what == "color":
-            image = self.colorize()
+            image = self.colorize(legend=legend)
         else:
             raise InvalidArgumentError(f"what: expected 'mask', 'overlay' or 'color', got {what!r}")
         if image.ndim == 3 and self.color == "rgb":

@@ -24,6 +24,7 @@ __all__ = [
     "colorize",
     "overlay",
     "legend",
+    "draw_legend",
 ]
 
 #: The 6-class lane scheme of the MediaTek low-power segmentation challenge.
@@ -111,3 +112,53 @@ def legend(class_names: Sequence[str], palette: object, *, color: str = "bgr", r
         cv2.rectangle(img, (4, y + 2), (4 + row_height - 6, y + row_height - 4), (0, 0, 0), 1)
         cv2.putText(img, name, (row_height + 6, y + row_height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return img
+
+
+#: Above this many classes, :func:`draw_legend` lists only the classes present in the mask.
+LEGEND_MAX_ROWS = 24
+
+
+def draw_legend(
+    image: np.ndarray,
+    class_names: Sequence[str],
+    palette: object,
+    *,
+    color: str = "bgr",
+    mask: Optional[np.ndarray] = None,
+    margin: int = 8,
+) -> np.ndarray:
+    """A copy of ``image`` with a :func:`legend` of the classes pasted in its top-left corner.
+
+    All classes are listed when there are at most :data:`LEGEND_MAX_ROWS`; otherwise only those
+    present in ``mask`` (required then).  The legend is scaled down to fit small images.
+
+    Raises:
+        InvalidArgumentError: ``image`` is not ``HxWx3`` uint8, the names and palette differ in
+            length, or too many classes and no ``mask`` to pick the present ones.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidArgumentError(f"image: expected an HxWx3 uint8 image, got {getattr(image, 'dtype', type(image))} "
+                                   f"{getattr(image, 'shape', '')}")
+    pal = np.asarray(palette)
+    names = list(class_names)
+    if len(names) != len(pal):
+        raise InvalidArgumentError(f"class_names: {len(names)} names for {len(pal)} palette colours")
+    keep = list(range(len(names)))
+    if len(names) > LEGEND_MAX_ROWS:
+        if mask is None:
+            raise InvalidArgumentError(f"mask: needed to pick the classes present: {len(names)} classes are too many "
+                                       f"for one legend (more than {LEGEND_MAX_ROWS})")
+        present = np.flatnonzero(np.bincount(np.asarray(mask).ravel(), minlength=256)[: len(names)])
+        keep = [int(i) for i in present[:LEGEND_MAX_ROWS]] or [0]
+    box = legend([names[i] for i in keep], pal[keep], color=color)
+    out = image.copy()
+    room_h, room_w = out.shape[0] - 2 * margin, out.shape[1] - 2 * margin
+    if room_h < 8 or room_w < 8:
+        return out  # nowhere to draw: the image is tiny
+    scale = min(1.0, room_h / box.shape[0], room_w / box.shape[1])
+    if scale < 1.0:
+        box = cv2.resize(box, (max(1, int(box.shape[1] * scale)), max(1, int(box.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    h, w = box.shape[:2]
+    out[margin : margin + h, margin : margin + w] = box
+    return out

@@ -128,6 +128,7 @@ class VideoSink(Sink):
         render: ``"overlay"`` (default), ``"colorize"``, ``"side-by-side"``, or a function
             ``render(frame, result) -> HxWx3 uint8 BGR image``.
         alpha: overlay opacity of the mask (0..1).
+        legend: draw the class colours and names in the top-left corner (built-in renders).
         overwrite: replace an existing file at ``path`` (default True; the CLI passes its
             ``--overwrite``).  The input video, or a symbolic link at ``path``, is never
             written whatever this says (:class:`~mtkseg.errors.OutputError`).
@@ -147,6 +148,7 @@ class VideoSink(Sink):
         render: Union[str, Callable[[Frame, Any], np.ndarray]] = "overlay",
         alpha: float = 0.5,
         overwrite: bool = True,
+        legend: bool = False,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidTypeError(f"path: expected a file path, got {type(path).__name__}")
@@ -184,6 +186,7 @@ class VideoSink(Sink):
         self.render = render
         self.alpha = float(alpha)
         self.overwrite = bool(overwrite)
+        self.legend = bool(legend)
         self._inputs: list = []
         self._tmp: Optional[Path] = None
         self._existed = False
@@ -218,6 +221,8 @@ class VideoSink(Sink):
             image = result.colorize()
         else:
             image = np.hstack([frame.image, result.colorize()])
+        if self.legend and not callable(self.render):
+            image = result.add_legend(image)
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InvalidArgumentError(
                 f"render: must produce an HxWx3 uint8 image, got {getattr(image, 'dtype', type(image).__name__)} "
