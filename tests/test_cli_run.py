@@ -154,3 +154,81 @@ def test_run_refuses_to_overwrite_inputs_existing_outputs_and_links(images, tmp_
     assert "symbolic link" in capsys.readouterr().err and victim.read_text() == "precious"
     assert main(["run", model_path("float32"), str(images[0]), "-o", str(victim / "sub")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# consistency across sub-commands
+# ---------------------------------------------------------------------------------------
+def _subparsers():
+    import argparse
+
+    from mtkseg.cli import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no sub-commands")
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    missing = [f"{name} {act.option_strings or act.dest}" for name, sp in _subparsers().items()
+               for act in sp._actions if not isinstance(act, argparse._HelpAction) and not act.help]
+    assert missing == []
+
+
+def test_threads_and_delegate_defaults_are_the_segmenters_everywhere():
+    import inspect
+
+    segmenter_default = inspect.signature(mtkseg.Segmenter).parameters["num_threads"].default
+    for name in ("info", "run", "video", "eval", "compare", "bench"):
+        acts = {a.dest: a for a in _subparsers()[name]._actions}
+        assert acts["threads"].default == segmenter_default, name
+        assert acts["delegate"].default == "auto", name
+        assert "default" in acts["model" if "model" in acts else "model_a"].help, name
+
+
+def test_run_legend_and_json_from_to_dict(tmp_path, images, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "default", str(images[0]), "-o", str(out), "--json", "--overlay", "--legend"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert set(row) >= {"image", "size", "classes", "class_fractions", "timings_ms", "outputs"}
+    assert row["size"] == [120, 180] and len(row["classes"]) == 11
+    with_legend = cv2.imread(str(out / "img0_overlay.png"))
+    assert main(["run", "default", str(images[0]), "-o", str(out), "--overlay", "--overwrite"]) == 0
+    plain = cv2.imread(str(out / "img0_overlay.png"))
+    corner = np.any(with_legend[8:40, 8:40] != plain[8:40, 8:40])
+    assert corner and np.array_equal(with_legend[100:, 150:], plain[100:, 150:])
+
+
+def test_eval_and_compare_take_default_delegate_and_threads(tmp_path, capsys):
+    from conftest import SHARED_DATA, require_shared
+
+    data = require_shared(SHARED_DATA / "camvid")
+    js, chart = tmp_path / "e.json", tmp_path / "e.png"
+    assert main(["eval", "default", "--data", str(data), "--split", "val", "--limit", "2", "--delegate", "cpu",
+                 "--threads", "1", "--json", str(js), "--chart", str(chart), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "2 images" in text and "cpu, 1 thread(s)" in text
+    assert json.loads(js.read_text())["num_images"] == 2
+    out = tmp_path / "cmp"
+    assert main(["compare", "default", "default", "--data", str(data), "--limit", "2", "--delegate", "cpu",
+                 "--out", str(out), "--examples", "0", "--no-progress"]) == 0
+    assert "cpu" in capsys.readouterr().out
+    assert (out / "compare.json").is_file()
+
+
+def test_verbose_flag_sets_debug_and_unmutes(monkeypatch):
+    from mtkseg import _quiet
+
+    monkeypatch.setattr(_quiet, "_muting", True)
+    logger = __import__("logging").getLogger("mtkseg")
+    monkeypatch.setattr(logger, "level", logger.level)
+    monkeypatch.setattr(_quiet, "_handler", None)
+    try:
+        assert main(["-v", "info", model_path("metadata"), "--no-load"]) == 0
+        assert logger.level == 10 and not _quiet.muting_enabled()
+    finally:
+        if _quiet._handler is not None:
+            logger.removeHandler(_quiet._handler)

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Low-power semantic segmentation of road scenes on edge devices.",
     )
     parser.add_argument("--version", action="version", version=f"mtkseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show mtkseg's debug log and LiteRT's own messages (same as MTKSEG_LOG_LEVEL=debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -41,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        from .._quiet import set_log_level
+
+        set_log_level("debug")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

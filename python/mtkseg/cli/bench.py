@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="size of the synthetic frame (default 720x1280)")
     p.add_argument("--runs", type=positive_int, default=30, help="timed runs per thread count (default 30)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how the mask is resized to the frame: nearest (default) or bilinear (smoother edges)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_runtime_arguments(p)
     # --threads takes a list here: one row per thread count.

@@ -22,11 +22,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("export", help=HELP, description=HELP)
     p.add_argument("checkpoint", help="run directory (uses best.weights.h5) or a *.weights.h5 next to config.json")
     p.add_argument("-o", "--output", required=True, help="output .tflite path (sidecar: same name, .json)")
-    p.add_argument("--quant", choices=("float32", "float16", "dynamic", "int8"), default="int8")
+    p.add_argument("--quant", choices=("float32", "float16", "dynamic", "int8"), default="int8",
+                   help="weights/activations: int8 (full integer, default; needs --calib), dynamic, float16, float32")
     p.add_argument("--calib", default=None, metavar="DIR",
                    help="dataset folder with calibration images (default: the run's training data)")
-    p.add_argument("--calib-split", default="train")
-    p.add_argument("--calib-count", type=int, default=100, metavar="N")
+    p.add_argument("--calib-split", default="train", help="split of --calib used for int8 calibration (default train)")
+    p.add_argument("--calib-count", type=int, default=100, metavar="N",
+                   help="calibration images for int8 (default 100)")
     p.add_argument("--io-type", choices=("float32", "int8", "uint8"), default="float32",
                    help="input/output tensor type of int8 models (default float32: quantize inside)")
     p.add_argument("--input-size", type=_hw, default=None, metavar="HxW", help="default: the run's input size")

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from .run import add_runtime_arguments, make_segmenter
+from .run import add_runtime_arguments, make_segmenter, resolve_model
 
 HELP = "describe a model: input/output layout, dtype, quantisation, classes, normalization, delegate"
 
@@ -28,16 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import MtksegError
     from ..runtime import inspect_model
-    from ..segmenter import default_model_path
 
-    model = args.model
-    if model == "default":
-        found = default_model_path()
-        if found is None:
-            from ..errors import ModelError
-
-            raise ModelError("the bundled default model is not installed; pass the path of a .tflite model")
-        model = str(found)
+    model = resolve_model(args.model)
     runtime = None
     error = None
     info = None

@@ -30,7 +30,7 @@ def _name_list(text: str):
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``info``, ``run`` and ``bench`` that choose how the model runs."""
+    """Options shared by ``info``, ``run``, ``video``, ``eval`` and ``compare`` that choose how the model runs."""
     g = p.add_argument_group("runtime")
     g.add_argument("--delegate", type=_name_list, default="auto",
                    help="auto (default), cpu, gpu, nnapi, neuron, a delegate .so path, or a comma-separated "
@@ -47,11 +47,32 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                         "area (anti-aliased, slower) or auto (area for downscales of 2x or more)")
 
 
-def make_segmenter(args: argparse.Namespace, **kwargs: Any):
-    """A Segmenter configured from the runtime options (``MODEL`` "default" = bundled model)."""
+def resolve_model(model: str) -> str:
+    """``MODEL`` as given, or the bundled model's path for ``"default"`` (when no file of that name exists).
+
+    Raises:
+        ModelError: ``"default"`` but the bundled model is not installed.
+    """
+    import os
+
+    if model != "default" or os.path.exists(model):
+        return model
+    from ..errors import ModelError
+    from ..segmenter import DEFAULT_MODEL_NAME, default_model_path
+
+    found = default_model_path()
+    if found is None:
+        raise ModelError(f"the bundled default model ({DEFAULT_MODEL_NAME}) is not installed; pass the path of a "
+                         ".tflite model instead of 'default'")
+    return str(found)
+
+
+def make_segmenter(args: argparse.Namespace, model: Any = None, **kwargs: Any):
+    """A Segmenter configured from the runtime options; ``model`` (default ``args.model``,
+    "default" = bundled model) names the file."""
     from ..segmenter import Segmenter
 
-    model = None if args.model == "default" else args.model
+    model = resolve_model(args.model if model is None else model)
     delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
     return Segmenter(model, delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
                      input_size=args.input_size, interpolation=args.interpolation, **kwargs)
@@ -67,11 +88,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlay", action="store_true", help="also write the colour overlay of each image")
     g.add_argument("--color-mask", action="store_true", help="also write the colourised mask <name>_color.png")
     g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--legend", action="store_true", help="draw the class colours and names on overlay/colour images")
     g.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
     g.add_argument("--top", type=positive_int, default=5, metavar="K", help="class shares to print per image (default 5)")
     g = p.add_argument_group("segmentation")
-    g.add_argument("--fit", choices=("stretch", "letterbox"), default="stretch")
-    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    g.add_argument("--fit", choices=("stretch", "letterbox"), default="stretch",
+                   help="how an image meets the model input: stretch (default, resize to it) or letterbox "
+                        "(keep the aspect ratio, pad)")
+    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how the mask is resized to the image: nearest (default) or bilinear (smoother edges)")
     add_runtime_arguments(p)
 
 
@@ -131,16 +156,14 @@ def handler(args: argparse.Namespace) -> int:
             written = [result.save(out_dir / f"{stem}_mask.png", overwrite=overwrite)]
             if args.overlay:
                 written.append(result.save(out_dir / f"{stem}_overlay.png", "overlay", alpha=args.alpha,
-                                           overwrite=overwrite))
+                                           overwrite=overwrite, legend=args.legend))
             if args.color_mask:
-                written.append(result.save(out_dir / f"{stem}_color.png", "color", overwrite=overwrite))
+                written.append(result.save(out_dir / f"{stem}_color.png", "color", overwrite=overwrite,
+                                           legend=args.legend))
             totals.append(result.timings)
             shares = sorted(result.class_fractions().items(), key=lambda kv: -kv[1])
             if args.json:
-                print(json.dumps({
-                    "image": str(path), "size": list(result.shape), "timings_ms": result.timings,
-                    "class_fractions": dict(shares), "outputs": [str(p) for p in written],
-                }))
+                print(json.dumps({"image": str(path), **result.to_dict(), "outputs": [str(p) for p in written]}))
             else:
                 t = result.timings
                 top = "  ".join(f"{name} {share * 100:.1f}%" for name, share in shares[: args.top] if share > 0)

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a new run from these *.weights.h5 (fine-tuning; fresh optimizer and schedule)")
     p.add_argument("--train-split", default="train",
                    help="split(s) to train on, joined by '+' (e.g. train+val for a final model)")
-    p.add_argument("--val-split", default="val")
+    p.add_argument("--val-split", default="val", help="validation split of --data (default val)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="unet", choices=("unet", "lite0-fpn", "lite1-fpn", "lite2-fpn"),
                    help="unet: the origin's residual UNet from scratch (default); liteN-fpn: EfficientNet-LiteN "
@@ -51,9 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop", type=_hw, default=None, metavar="HxW", help="train on random crops of this size")
     g.add_argument("--scale", type=_range, default=None, metavar="MIN,MAX",
                    help="random scale range around input-size/native (e.g. 0.75,1.5); off by default")
-    g.add_argument("--flip-p", type=float, default=0.5)
-    g.add_argument("--brightness-p", type=float, default=0.1)
-    g.add_argument("--noise-p", type=float, default=0.1)
+    g.add_argument("--flip-p", type=float, default=0.5, help="probability of a horizontal flip (default 0.5)")
+    g.add_argument("--brightness-p", type=float, default=0.1,
+                   help="probability of a random brightness change (default 0.1)")
+    g.add_argument("--noise-p", type=float, default=0.1, help="probability of added Gaussian noise (default 0.1)")
     g.add_argument("--noise-std", type=float, default=0.03, help="gaussian noise std on [0,1] images")
     g.add_argument("--color-jitter-p", type=float, default=0.0,
                    help="probability of colour jitter (contrast, saturation, brightness); off by default")
@@ -67,9 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sky-p", type=float, default=0.0,
                    help="probability of recolouring the pixels labelled Sky as a clear blue sky (off by default)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=30)
-    g.add_argument("--batch-size", type=int, default=8)
-    g.add_argument("--lr", type=float, default=5e-4)
+    g.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    g.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
     g.add_argument("--schedule", choices=("exp", "cosine", "constant"), default="exp",
                    help="exp: lr*0.8^(epoch/3) (default); cosine: to 0 at --epochs")
     g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up from lr/10 (default 0)")
@@ -82,12 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'median' (median-frequency from the train masks), 'median-sqrt' (its square root, "
                         "milder) or comma-separated weights; default: unweighted")
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and augmentation (default 0)")
     g.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (default 2)")
-    g.add_argument("--val-every", type=int, default=1)
+    g.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
     g.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
     g.add_argument("--limit-val", type=int, default=None, help="use the first N validation samples")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace):

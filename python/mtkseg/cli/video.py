@@ -35,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--render", choices=("overlay", "colorize", "side-by-side"), default="overlay",
                    help="what the output video shows (default overlay)")
     g.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity (default 0.5)")
+    g.add_argument("--legend", action="store_true", help="draw the class colours and names on the output video")
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing -o file and existing masks in --masks (never the input)")
     g.add_argument("--codec", default=None, metavar="CODEC",
@@ -82,7 +83,7 @@ def handler(args: argparse.Namespace) -> int:
         sinks = []
         if args.output:
             sinks.append(VideoSink(args.output, codec=args.codec, render=args.render, alpha=args.alpha,
-                                   overwrite=overwrite))
+                                   overwrite=overwrite, legend=args.legend))
         if args.masks:
             sinks.append(MaskSink(args.masks, colorize=args.color_masks, overwrite=overwrite))
         segmenter = _make_segmenter(args)

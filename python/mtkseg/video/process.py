@@ -46,7 +46,7 @@ def process(
         sink: a :class:`~mtkseg.video.Sink`, a path (video extension → annotated video,
             otherwise a folder of mask PNGs) or a list of them.
         callback: ``fn(frame, result)`` called for each processed frame, after the sinks.
-        progress: show a tqdm progress bar (frames, fps).
+        progress: show a tqdm progress bar (frames, frames per second, dropped frames in live mode).
         on_error: what to do when the stream fails part-way (truncated file, unplugged
             camera, segmenter error): ``"raise"`` (default) re-raises the error, ``"warn"``
             logs it and returns the statistics with :attr:`StreamStats.error` set.  Either way
@@ -80,6 +80,7 @@ def process(
             from tqdm import tqdm
 
             total = _progress_total(stream, stream_kw.get("max_frames"), stream_kw.get("every", 1))
+            # One speed figure: tqdm's own rate (frames/s) is the only one shown.
             bar = tqdm(total=total, unit="frame", desc=os.path.basename(stream.source.name) or stream.source.name,
                        dynamic_ncols=True, leave=True)
 
@@ -93,9 +94,9 @@ def process(
                 stats.record("write", (t1 - t0) * 1000.0)
                 if bar is not None:
                     bar.update(1)
-                    if t1 - last_refresh > 0.5:
+                    if stats.live and t1 - last_refresh > 0.5:
                         last_refresh = t1
-                        bar.set_postfix(fps=f"{stats.fps:.1f}", dropped=stats.frames_dropped, refresh=False)
+                        bar.set_postfix(dropped=stats.frames_dropped, refresh=False)
 
         try:
             consume()
@@ -120,7 +121,8 @@ def process(
             except Exception as exc:  # finalise every sink even if one fails
                 close_errors.append(exc)
         if bar is not None:
-            bar.set_postfix(fps=f"{stats.fps:.1f}", dropped=stats.frames_dropped, refresh=False)
+            if stats.live:
+                bar.set_postfix(dropped=stats.frames_dropped, refresh=False)
             bar.close()
         stats.codec = ", ".join(c for c in (getattr(s, "codec", None) for s in sinks) if c)
         if close_errors and failure is None:
