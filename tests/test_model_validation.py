@@ -165,6 +165,15 @@ def _op_input(value):
     return edit
 
 
+def _last_op_output(to):
+    """The last operator writes ``to``: "input" (in place; segfaults LiteRT's allocator) or
+    "earlier" (an earlier operator's output; the model output is then never computed)."""
+    def edit(m):
+        ops = m.subgraphs[0].operators
+        ops[-1].outputs = np.array([ops[-1].inputs[0] if to == "input" else ops[-3].outputs[0]], np.int32)
+    return edit
+
+
 def _truncate_channels(q):
     q.scale, q.zeroPoint = q.scale[:-1], q.zeroPoint[:-1]
 
@@ -203,6 +212,10 @@ MUTATIONS = {
                                     r"\(STRIDED_SLICE\) output 0 is tensor -1.*outputs are never optional"),
     "output_past_end": ("float32", _op_output(None, "end"), r"operator 0 \(\w+\) output 0 is tensor \d+, outside"),
     "output_minus1_external": (CORAL, _op_output(None, -1), r"operator 0 \(\w+\) output 0 is tensor -1"),
+    "output_is_own_input": ("uint8_io", _last_op_output("input"),
+                            r"\(QUANTIZE\) output 0 is tensor \d+, one of its own inputs"),
+    "output_written_twice": ("uint8_io", _last_op_output("earlier"),
+                             r"\(QUANTIZE\) output 0 is tensor \d+, also written by operator \d+"),
     "input_minus1": ("float32", _op_input(-1), r"input 0 is tensor -1 \(-1, but this input is not optional\)"),
     "input_past_end": ("int8_io", _op_input("end"), r"input 0 is tensor \d+, outside"),
     "buffer_past_end": ("float32", _tensor_buffer, r"tensor 0 uses buffer \d+, but the model has \d+ buffers"),

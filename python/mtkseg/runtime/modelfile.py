@@ -212,6 +212,15 @@ def _tensor_name(tensor, t: int) -> str:
     return repr(name.decode("utf-8", "replace")) if name else f"tensor_{t}"
 
 
+def _has_data(model, tensor) -> bool:
+    """True when the tensor is a constant (its buffer holds data)."""
+    b = int(tensor.Buffer())
+    if not 0 < b < model.BuffersLength():
+        return False
+    buf = model.Buffers(b)
+    return bool(buf.DataLength()) or int(buf.Offset()) > 1
+
+
 def _check_graph(model, codes: List[str], custom: frozenset, label: str) -> None:
     """Every subgraph's tensor, buffer and opcode indices in range and every quantisation sane."""
     num_buffers = model.BuffersLength()
@@ -235,6 +244,8 @@ def _check_graph(model, codes: List[str], custom: frozenset, label: str) -> None
                 if not 0 <= t < num_tensors:
                     raise InvalidModelError(f"{label}: subgraph {sg} {what} {j} is tensor {t}, outside 0..{num_tensors - 1} "
                                             "(the file is corrupt, re-export the model)")
+        graph_inputs = set(sub.InputsAsNumpy().tolist()) if sub.InputsLength() else set()
+        written: Dict[int, int] = {}  # tensor -> the operator that writes it
         for i in range(sub.OperatorsLength()):
             op = sub.Operators(i)
             idx = int(op.OpcodeIndex())
@@ -257,10 +268,22 @@ def _check_graph(model, codes: List[str], custom: frozenset, label: str) -> None
                     raise InvalidModelError(f"{label}: operator {i}{of} ({name}) output {pos} is tensor {t}, "
                                             f"outside 0..{num_tensors - 1} (outputs are never optional; the file is "
                                             "corrupt, re-export the model)")
+                # LiteRT's allocator segfaults on some graphs that write a tensor twice or in place.
+                if t in written or t in ins or t in graph_inputs:
+                    other = ("one of its own inputs" if t in ins else "a model input" if t in graph_inputs
+                             else f"also written by operator {written[t]}")
+                    raise InvalidModelError(f"{label}: operator {i}{of} ({name}) output {pos} is tensor {t}, {other}; "
+                                            "every tensor has one producer (the file is corrupt, re-export the model)")
+                written[t] = i
             for t in op.IntermediatesAsNumpy().tolist() if op.IntermediatesLength() else []:
                 if not -1 <= t < num_tensors:
                     raise InvalidModelError(f"{label}: operator {i}{of} ({name}) intermediate tensor {t} is outside "
                                             f"0..{num_tensors - 1} (the file is corrupt, re-export the model)")
+        for j in range(sub.OutputsLength()):
+            t = int(sub.Outputs(j))
+            if t not in written and t not in graph_inputs and not _has_data(model, sub.Tensors(t)):
+                raise InvalidModelError(f"{label}: subgraph {sg} output {j} is tensor {t}, which no operator computes "
+                                        "(the file is corrupt, re-export the model)")
     for i in range(model.SignatureDefsLength()):
         sig = model.SignatureDefs(i)
         sg = int(sig.SubgraphIndex())
