@@ -4,6 +4,7 @@ matrix identical to the single-process evaluation, and an actor killed mid-run."
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,7 +24,24 @@ ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
 
 MODEL = Path(__file__).parent / "fixtures" / "models" / "uint8_io.tflite"
-CLIP = Path(__file__).resolve().parents[1] / "examples" / "lanelines_4s.mp4"
+
+
+def test_cli_engine_ray_starts_and_stops_a_local_cluster(tmp_path, capsys):
+    """First in the file, before the module's cluster: the CLI starts its own and shuts it down."""
+    if ray.is_initialized():
+        pytest.skip("this process already joined a Ray cluster")
+    paths = _images(tmp_path / "in")
+    out = tmp_path / "out"
+    cmd = ["run", str(MODEL), str(tmp_path / "in" / "*" / "img*.*"), str(paths[-1]), "-o", str(out),
+           "--engine", "ray", "--workers", "1", "--threads", "1"]
+    assert cli_main(cmd) == 1  # the broken image
+    captured = capsys.readouterr()
+    assert f"mtkseg run: error: {paths[-1].absolute()}: FrameError" in captured.err
+    assert "5 frame(s) on 1 actor(s) x 1 CPU" in captured.out and "1 failed" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["img0_mask.png", "img0_2_mask.png", "img1_mask.png", "img2_mask.png", "img3_mask.png", "results.parquet"])
+    assert cli_main(["run", str(MODEL), str(paths[0]), "-o", str(out), "--workers", "2"]) == 1  # no --engine ray
+    assert "--workers and --address apply to --engine ray" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +79,21 @@ def run(cluster, tmp_path_factory):
     """One distributed run over a folder, a glob, a broken image and a video (ranges of 16)."""
     root = tmp_path_factory.mktemp("dist")
     paths = _images(root / "in")
-    sources = [root / "in" / "a", str(root / "in" / "b" / "*.jpg"), paths[-1], CLIP]
-    report = distributed.segment(MODEL, sources, root / "out", workers=2, overlay=True, frames_per_task=16,
+    sources = [root / "in" / "a", str(root / "in" / "b" / "*.jpg"), paths[-1], _video(root / "in" / "clip.mp4")]
+    report = distributed.segment(MODEL, sources, root / "out", workers=2, overlay=True, frames_per_task=8,
                                  progress=False)
     return root, paths, report
+
+
+def _video(path: Path, frames: int = 40) -> Path:
+    """An MPEG-4 clip (keyframes every 12 frames: ranges start between them)."""
+    rng = np.random.default_rng(5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (128, 96))
+    base = smooth_frame(rng, 96, 128 + frames * 2)
+    for i in range(frames):
+        writer.write(np.ascontiguousarray(base[:, 2 * i: 2 * i + 128]))
+    writer.release()
+    return path
 
 
 def test_masks_equal_segmenter_run_and_names_match_mtkseg_run(run):
@@ -92,18 +121,18 @@ def test_masks_equal_segmenter_run_and_names_match_mtkseg_run(run):
 def test_video_frame_ranges_decode_every_frame_once(run):
     root, _, report = run
     rows = [r for r in report.table.to_pylist() if r["frame"] >= 0]
-    assert [r["frame"] for r in rows] == list(range(100))  # 7 ranges of 16, each frame once, in order
+    assert [r["frame"] for r in rows] == list(range(40))  # 5 ranges of 8, each frame once, in order
     assert len({r["worker"] for r in report.table.to_pylist()}) == 2
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = [cap.read()[1] for _ in range(100)]  # decoded in one pass, as a single process would
+    cap = cv2.VideoCapture(str(root / "in" / "clip.mp4"))
+    frames = [cap.read()[1] for _ in range(40)]  # decoded in one pass, as a single process would
     with Segmenter(MODEL) as seg:
-        for row in rows[::5] + rows[-3:]:  # range starts, middles and the end
-            assert row["name"] == f"lanelines_4s_{row['frame']:06d}" and row["error"] is None
+        for row in rows:
+            assert row["name"] == f"clip_{row['frame']:06d}" and row["error"] is None
             mask = cv2.imread(row["mask_path"], cv2.IMREAD_UNCHANGED)
             np.testing.assert_array_equal(mask, seg.run(frames[row["frame"]]).mask)
             assert Path(row["overlay_path"]).is_file()
     table = pq.read_table(report.parquet)  # written by Ray Data, committed with mtkseg._io
-    assert table.num_rows == 106 and table.column("name").to_pylist() == report.table.column("name").to_pylist()
+    assert table.num_rows == 46 and table.column("name").to_pylist() == report.table.column("name").to_pylist()
     assert not list(report.parquet.parent.glob(".*"))  # no temporary files left
 
 
@@ -154,7 +183,7 @@ def test_actor_killed_mid_run_is_retried_nothing_lost_or_doubled(cluster, tmp_pa
         [f"{p.stem}_mask.png" for p in paths] + ["results.parquet"])
 
 
-def test_eval_confusion_matrix_equals_single_process(cluster):
+def test_eval_confusion_matrix_equals_single_process(cluster, tmp_path):
     from mtkseg.evaluate import evaluate_model
 
     data = require_shared(SHARED_DATA / "camvid")
@@ -167,6 +196,12 @@ def test_eval_confusion_matrix_equals_single_process(cluster):
     np.testing.assert_array_equal(remote.metrics.matrix, local.metrics.matrix)
     assert remote.metrics.miou == local.metrics.miou
     assert remote.to_dict()["confusion_matrix"] == local.to_dict()["confusion_matrix"]
+    # The CLI: joins this process's cluster, writes the same matrix as the single-process report.
+    out = tmp_path / "eval.json"
+    assert cli_main(["eval", str(model), "--data", str(data), "--limit", "12", "--engine", "ray", "--workers", "2",
+                     "--json", str(out), "--chart", str(tmp_path / "eval.png"), "--no-progress"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["confusion_matrix"] == local.to_dict()["confusion_matrix"] and doc["engine"] == "ray"
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):

@@ -4,6 +4,7 @@ Examples::
 
     mtkseg eval default --data ../shared/data/camvid --split test
     mtkseg eval unet-int8.tflite --data ../shared/data/camvid --limit 20 --delegate cpu --threads 2
+    mtkseg eval default --data ../shared/data/camvid --engine ray --workers 2
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable, List
 
+from ._engine import add_engine_arguments, check_engine_arguments, evaluate_ray
 from ._types import positive_int
 from .run import add_runtime_arguments, make_segmenter, resolve_model
 
@@ -49,6 +51,7 @@ def register(subparsers) -> None:
                    help="per-class IoU bar chart PNG (default: MODEL.eval-SPLIT.png)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing JSON/chart (never the model)")
     add_runtime_arguments(p)
+    add_engine_arguments(p)
     p.set_defaults(func=handler)
 
 
@@ -63,20 +66,25 @@ def handler(args: argparse.Namespace) -> int:
     chart_path = Path(args.chart) if args.chart else stem.with_name(f"{stem.name}.eval-{args.split}.png")
     for path, what in ((json_path, "--json"), (chart_path, "--chart")):  # before the (long) evaluation
         _io.check_output(path, inputs=[model], overwrite=overwrite, what=what)
+    check_engine_arguments(args)
     opened: List[Any] = []
-    report = evaluate_model(model, args.data, split=args.split, limit=args.limit, progress=args.progress,
-                            segmenter_factory=segmenter_factory(args, opened))
+    if args.engine == "ray":
+        report = evaluate_ray(args, model)
+        runs_on = f"ray, {report.workers} actor(s) x {report.cpus_per_worker} thread(s)"
+    else:
+        report = evaluate_model(model, args.data, split=args.split, limit=args.limit, progress=args.progress,
+                                segmenter_factory=segmenter_factory(args, opened))
+        runs_on = f"{opened[0].delegate}, {opened[0].num_threads} thread(s)"
     write_json(report.to_dict(), json_path, overwrite=overwrite, inputs=[model])
     from ..data import load_classes
 
     palette = load_classes(args.data).palette
     draw_iou_bars(report.metrics, chart_path, title=f"{Path(model).name} on {args.split} "
                   f"(mIoU {100 * report.metrics.miou:.1f})", palette_rgb=palette, overwrite=overwrite)
-    seg = opened[0]
     print(f"{Path(model).name} on {args.data} [{args.split}], {report.num_images} images, "
-          f"{report.ms_per_image:.1f} ms/image ({seg.delegate}, {seg.num_threads} thread(s))")
+          f"{report.ms_per_image:.1f} ms/image ({runs_on})")
     print(report.metrics.format_table())
     print(f"wrote {json_path} and {chart_path}")
     for s in opened:
         s.close()
-    return 0
+    return 1 if getattr(report, "errors", None) else 0

@@ -4,6 +4,7 @@ Examples::
 
     mtkseg run model.tflite street.png -o out/ --overlay
     mtkseg run default photos/ --delegate neuron,cpu --threads 2 --json
+    mtkseg run default photos/ "clips/*.mp4" -o out/ --engine ray --workers 4   # a local Ray cluster
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from .. import _io
+from ._engine import add_engine_arguments, check_engine_arguments, run_ray
 from ._types import positive_int, size_hw, unit_float
 
 HELP = "segment images: write mask/overlay PNGs, print timings and class shares"
@@ -67,20 +69,25 @@ def resolve_model(model: str) -> str:
     return str(found)
 
 
+def segmenter_options(args: argparse.Namespace, **kwargs: Any) -> Dict[str, Any]:
+    """The Segmenter keyword arguments the runtime options ask for (plus ``kwargs``)."""
+    delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
+    return dict(delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
+                input_size=args.input_size, interpolation=args.interpolation, **kwargs)
+
+
 def make_segmenter(args: argparse.Namespace, model: Any = None, **kwargs: Any):
     """A Segmenter configured from the runtime options; ``model`` (default ``args.model``,
     "default" = bundled model) names the file."""
     from ..segmenter import Segmenter
 
-    model = resolve_model(args.model if model is None else model)
-    delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
-    return Segmenter(model, delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
-                     input_size=args.input_size, interpolation=args.interpolation, **kwargs)
+    return Segmenter(resolve_model(args.model if model is None else model), **segmenter_options(args, **kwargs))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="a .tflite segmentation model, or 'default' for the bundled one")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
+    p.add_argument("images", metavar="IMAGE", nargs="+",
+                   help="image files or folders of images (--engine ray: also glob patterns and video files)")
     g = p.add_argument_group("outputs")
     g.add_argument("-o", "--out-dir", default="mtkseg-out", metavar="OUT_DIR",
                    help="folder for <name>_mask.png (class ids) and <name>_overlay.png (default ./mtkseg-out)")
@@ -98,6 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how the mask is resized to the image: nearest (default) or bilinear (smoother edges)")
     add_runtime_arguments(p)
+    add_engine_arguments(p)
 
 
 def expand_images(items: Sequence[str]) -> List[Path]:
@@ -122,6 +130,9 @@ def _unique_stem(path: Path, used: Dict[str, int]) -> str:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import MtksegError
 
+    check_engine_arguments(args)
+    if args.engine == "ray":
+        return run_ray(args)
     images = expand_images(args.images)
     if not images:
         print("mtkseg run: error: no images found in " + ", ".join(args.images), file=sys.stderr)

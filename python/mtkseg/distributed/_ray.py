@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import time
 import warnings
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ..errors import DistributedError, InvalidArgumentError
 
@@ -110,10 +111,12 @@ def _takes_remote_args(ds: Any) -> bool:
 
 def run_actors(rows: List[dict], actor_class: type, constructor_kwargs: dict, *, workers: int, cpus_per_worker: int,
                batch_size: int, progress: bool, total: Optional[int], desc: str,
-               count: Callable[[Any], int], max_restarts: int = 3, max_task_retries: int = 3) -> List[Any]:
+               count: Callable[[Any], int], max_restarts: int = 3,
+               max_task_retries: int = 3) -> Tuple[List[Any], List[float]]:
     """``map_batches`` ``rows`` through ``workers`` actors of ``actor_class`` (``cpus_per_worker``
     CPUs each) and collect the output tables on the driver, with a progress bar that advances
-    by ``count(table)`` per batch.
+    by ``count(table)`` per batch.  Returns the tables and the ``time.perf_counter()`` at which
+    each arrived.
 
     ``max_restarts``/``max_task_retries``: an actor that dies (a crash, a lost node) is
     restarted and its unfinished batches are retried on the pool; outputs of failed attempts
@@ -130,13 +133,15 @@ def run_actors(rows: List[dict], actor_class: type, constructor_kwargs: dict, *,
         retries = {"max_restarts": max_restarts, "max_task_retries": max_task_retries} if _takes_remote_args(ds) else {}
         mapped = ds.map_batches(
             actor_class, fn_constructor_kwargs=constructor_kwargs, batch_size=batch_size, batch_format="pyarrow",
-            concurrency=workers, num_cpus=cpus_per_worker, **retries,
+            compute=require_ray().data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker, **retries,
         )
     tables: List[Any] = []
+    arrivals: List[float] = []
     with quiet_ray_data(), tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
         try:
             for table in mapped.iter_batches(batch_format="pyarrow", batch_size=None):
                 tables.append(table)
+                arrivals.append(time.perf_counter())
                 bar.update(count(table))
         except Exception as exc:  # a Ray error: every retry of a batch failed, or actors never started
             from ..errors import MtksegError
@@ -144,4 +149,4 @@ def run_actors(rows: List[dict], actor_class: type, constructor_kwargs: dict, *,
             if isinstance(exc, MtksegError):
                 raise
             raise DistributedError(f"the Ray run failed after retries: {type(exc).__name__}: {exc}") from exc
-    return tables
+    return tables, arrivals

@@ -69,7 +69,7 @@ class SegmentActor:
             (``num_threads`` = the actor's CPUs).
         out_dir: folder for ``<name>_mask.png`` (and ``_overlay.png``/``_color.png``).
         outputs: which of ``"mask"``, ``"overlay"``, ``"color"`` to write.
-        alpha: overlay opacity.
+        alpha: overlay opacity; ``legend``: draw the class legend on overlays and colour masks.
 
     Outputs are checked on the driver before the run (existing files, inputs, links); actors
     then replace what an attempt killed half-way left behind, so a retried batch writes each
@@ -77,12 +77,13 @@ class SegmentActor:
     """
 
     def __init__(self, model: ModelArg, options: Mapping[str, Any], out_dir: str,
-                 outputs: Sequence[str] = ("mask",), alpha: float = 0.5) -> None:
+                 outputs: Sequence[str] = ("mask",), alpha: float = 0.5, legend: bool = False) -> None:
         self._seg = _open(model, options)
         self._rgb = options.get("color", "bgr") == "rgb"
         self._out = Path(out_dir)
         self._outputs = tuple(outputs)
         self._alpha = float(alpha)
+        self._legend = bool(legend)
         self._worker = _worker_id()
         self._schema = result_schema(self._seg.class_names)
         self._shares = share_columns(self._seg.class_names)
@@ -121,8 +122,9 @@ class SegmentActor:
             t1 = time.perf_counter()
             paths = {}
             for what in self._outputs:
+                extra = {"legend": True} if self._legend and what != "mask" else {}
                 paths[f"{what}_path"] = os.fspath(result.save(self._out / f"{name}{OUTPUT_SUFFIXES[what]}", what,
-                                                              alpha=self._alpha, overwrite=True))
+                                                              alpha=self._alpha, overwrite=True, **extra))
             write_ms = (time.perf_counter() - t1) * 1e3
             fractions = result.class_fractions()
             shares = {c: float(fractions.get(n, 0.0)) for c, n in zip(self._shares, self._seg.class_names)}

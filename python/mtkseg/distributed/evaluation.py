@@ -80,7 +80,7 @@ def evaluate(
     with _ray.ray_cluster(address):
         n_workers = resolve_workers(workers, threads)
         size = batch_size or _ray.plan_batch_size(n, n_workers)
-        tables = _ray.run_actors(
+        tables, _ = _ray.run_actors(
             [{"index": i} for i in range(n)], actor_class,
             dict(model=model_arg, options=opts, data=os.fspath(ds.root.absolute()), split=split),
             workers=n_workers, cpus_per_worker=threads, batch_size=size, progress=progress, total=n,

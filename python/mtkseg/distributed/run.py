@@ -36,6 +36,8 @@ class RunReport:
         parquet: where the table was written (None with ``parquet=False``).
         workers: actors used; ``cpus_per_worker``: CPUs (= interpreter threads) of each.
         seconds: wall time of the run on the driver (actor start-up included).
+        startup_seconds: from the start to the first finished batch (starting actors, loading
+            the model, the first batch).
         failures: ``(source path, frame or -1, error)`` of every frame that failed.
     """
 
@@ -45,6 +47,8 @@ class RunReport:
     workers: int
     cpus_per_worker: int
     seconds: float
+    startup_seconds: float = 0.0
+    first_batch_rows: int = 0
     failures: List[Tuple[str, int, str]] = field(default_factory=list)
 
     @property
@@ -54,7 +58,14 @@ class RunReport:
 
     @property
     def frames_per_second(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames (all rows) per second of wall time, start-up included."""
+        return self.table.num_rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_frames_per_second(self) -> float:
+        """Frames per second once the first batch is out (start-up excluded)."""
+        span = self.seconds - self.startup_seconds
+        return (self.table.num_rows - self.first_batch_rows) / span if span > 0 else 0.0
 
 
 def _model_arg(model: ModelLike) -> Union[str, bytes]:
@@ -152,6 +163,7 @@ def segment(
     overlay: bool = False,
     color_mask: bool = False,
     alpha: float = 0.5,
+    legend: bool = False,
     overwrite: bool = False,
     parquet: bool = True,
     frames_per_task: Optional[int] = None,
@@ -174,6 +186,7 @@ def segment(
         options: :class:`~mtkseg.Segmenter` keyword arguments, passed whole to every actor.
         workers: actors (default: cluster CPUs // ``cpus_per_worker``).
         cpus_per_worker: CPUs per actor, which are its interpreter threads (default 1).
+        alpha, legend: overlay opacity; class legend on overlays and colour masks.
         overwrite: replace existing outputs (inputs are never written).
         batch_size: rows per batch (default: about 4 batches per actor, at most 16).
         address: join this Ray cluster; default: the one this process is connected to, else a
@@ -201,19 +214,22 @@ def segment(
         rows = work_rows(items, frames_per_task=frames_per_task, workers=n_workers)
         size = batch_size or _ray.plan_batch_size(len(rows), n_workers)
         total = sum(frame_count(i.path) if i.kind == "video" else 1 for i in items)
-        tables = _ray.run_actors(
-            rows, actor_class, dict(model=model_arg, options=opts, out_dir=os.fspath(out), outputs=outputs, alpha=alpha),
+        tables, arrivals = _ray.run_actors(
+            rows, actor_class, dict(model=model_arg, options=opts, out_dir=os.fspath(out), outputs=outputs, alpha=alpha,
+                                      legend=legend),
             workers=n_workers, cpus_per_worker=threads, batch_size=size, progress=progress, total=total,
             desc="mtkseg run (ray)", count=lambda t: t.num_rows, max_restarts=max_restarts,
             max_task_retries=max_task_retries)
-        table = _collect(tables, class_names)
         seconds = time.perf_counter() - t0
+        table = _collect(tables, class_names)
         with _ray.quiet_ray_data():
             path = write_parquet(table, out / PARQUET_NAME, overwrite=overwrite) if parquet else None
     errors = table.column("error").to_pylist()
     failures = [(s, int(f), e) for s, f, e in zip(table.column("source").to_pylist(), table.column("frame").to_pylist(),
                                                   errors) if e is not None]
-    return RunReport(table, path, out, n_workers, threads, seconds, failures)
+    startup = (arrivals[0] - t0) if arrivals else seconds
+    return RunReport(table, path, out, n_workers, threads, seconds, startup, tables[0].num_rows if tables else 0,
+                     failures)
 
 
 def _collect(tables: List[Any], class_names: Sequence[str]) -> Any:
