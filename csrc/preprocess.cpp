@@ -111,11 +111,12 @@ template <typename T>
 inline void store(uint8_t* p, float v, const DstView& d);
 template <>
 inline void store<float>(uint8_t* p, float v, const DstView&) {
-    *reinterpret_cast<float*>(p) = v;
+    std::memcpy(p, &v, sizeof v);  // outputs may be unaligned numpy views
 }
 template <>
 inline void store<uint16_t>(uint8_t* p, float v, const DstView&) {
-    *reinterpret_cast<uint16_t*>(p) = float_to_half(v);
+    const uint16_t h = float_to_half(v);
+    std::memcpy(p, &h, sizeof h);
 }
 // Round half to even without a libm call (SSE2 has no round instruction): adding and
 // subtracting 1.5 * 2^23 leaves the nearest integer for |v| < 2^22.  Clamping first keeps v
@@ -137,7 +138,11 @@ inline void store<uint8_t>(uint8_t* p, float v, const DstView& d) {
 // Contiguous stores of n values (vectorisable: no calls, no branches).
 inline void store_row(float* out, const float* v, int n, const DstView&) { std::memcpy(out, v, sizeof(float) * n); }
 inline void store_row(uint16_t* out, const float* v, int n, const DstView&) {
-    for (int i = 0; i < n; ++i) out[i] = float_to_half(v[i]);
+    auto* bytes = reinterpret_cast<uint8_t*>(out);  // possibly unaligned: stored via memcpy
+    for (int i = 0; i < n; ++i) {
+        const uint16_t h = float_to_half(v[i]);
+        std::memcpy(bytes + 2 * i, &h, sizeof h);
+    }
 }
 inline void store_row(int8_t* out, const float* v, int n, const DstView& d) {
     const float lo = d.qmin, hi = d.qmax;

@@ -283,3 +283,22 @@ def test_auto_interpolation_judges_the_letterbox_band(rng):
     ops.preprocess(frame, auto, fit="letterbox")
     ops.preprocess(frame, area, fit="letterbox", interpolation="area")
     np.testing.assert_array_equal(auto, area)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_unaligned_output_views_are_written_correctly(rng, dtype, layout):
+    """numpy allows outputs whose data is not aligned to the item size; the kernels store
+    through memcpy (typed stores there are undefined behaviour: the sanitizer job,
+    scripts/asan-tests.sh, fails on them)."""
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    shape = (1, 24, 20, 3) if layout == "nhwc" else (1, 3, 24, 20)
+    raw = np.zeros(int(np.prod(shape)) * np.dtype(dtype).itemsize + 1, np.uint8)
+    unaligned = raw[1:].view(dtype).reshape(shape)
+    assert not unaligned.flags.aligned
+    for fit in ("stretch", "letterbox"):
+        for interpolation in ("linear", "area"):
+            aligned = np.empty(shape, dtype)
+            ops.preprocess(frame, aligned, layout=layout, fit=fit, interpolation=interpolation)
+            ops.preprocess(frame, unaligned, layout=layout, fit=fit, interpolation=interpolation)
+            np.testing.assert_array_equal(unaligned, aligned)
