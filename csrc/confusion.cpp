@@ -1,6 +1,7 @@
 // Confusion matrix of ground-truth vs predicted labels (rows gt, columns prediction).
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "kernels.hpp"
@@ -161,10 +162,15 @@ void confusion_matrix(const py::array& gt, const py::array& pred, int64_t num_cl
     if (bad >= 0) {
         const int64_t g = label_at(gt, bad), p = label_at(pred, bad);
         const bool gt_bad = (g < 0 || g >= num_classes) && g != ignore_index;
-        throw ArgumentError(std::string(gt_bad ? "gt" : "pred") + ": label " + std::to_string(gt_bad ? g : p) +
-                            " at flat index " + std::to_string(bad) + " is outside [0, " +
-                            std::to_string(num_classes) + ") and is not ignore_index (" +
-                            std::to_string(ignore_index) + ")");
+        // An ignore_index outside the int32 label range stands for None: no pixel is skipped.
+        const bool has_ignore = ignore_index >= INT32_MIN && ignore_index <= INT32_MAX;
+        const std::string label = std::to_string(gt_bad ? g : p);
+        throw ArgumentError(std::string(gt_bad ? "gt" : "pred") + ": label " + label + " at flat index " +
+                            std::to_string(bad) + " is outside [0, " + std::to_string(num_classes) + ")" +
+                            (has_ignore ? " and is not ignore_index (" + std::to_string(ignore_index) + ")"
+                             : gt_bad ? "; ignore_index is None, so every label is counted: pass ignore_index=" +
+                                            label + " to skip these pixels"
+                                      : ""));
     }
     for (size_t k = 0; k < scratch.size(); ++k) dst[k] += scratch[k];
 }

@@ -173,8 +173,9 @@ class ConfusionMatrix:
             raise InvalidArgumentError(f"num_classes: expected a positive integer, got {num_classes!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise InvalidArgumentError(f"class_names: expected {num_classes} names, got {len(class_names)}")
+        ops.check_ignore_index(ignore_index)  # None: no ignore index, every label counts
         self.num_classes = int(num_classes)
-        self.ignore_index = ignore_index
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.class_names = list(class_names) if class_names is not None else None
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 

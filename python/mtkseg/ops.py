@@ -412,11 +412,13 @@ def confusion_matrix(
     """Count ``(gt, pred)`` label pairs into an int64 ``(num_classes, num_classes)`` matrix.
 
     Rows are ground truth, columns predictions.  Pixels whose gt equals ``ignore_index`` are
-    skipped; any other label outside ``[0, num_classes)`` raises.  With ``out`` the counts are
-    added to it (it is left untouched when an error is raised).
+    skipped; any other label outside ``[0, num_classes)`` raises.  ``ignore_index=None`` means
+    no ignore index: every pixel is counted, so a -1 (or 255) label is an error.  With ``out``
+    the counts are added to it (it is left untouched when an error is raised).
     """
     _require_array(gt, "gt")
     _require_array(pred, "pred")
+    ignore = check_ignore_index(ignore_index)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         raise InvalidTypeError(f"num_classes: expected an int, got {type(num_classes).__name__}")
     if not 1 <= num_classes <= 4096:
@@ -429,21 +431,68 @@ def confusion_matrix(
         np.ascontiguousarray(gt),
         np.ascontiguousarray(pred),
         int(num_classes),
-        -1 if ignore_index is None else int(ignore_index),
+        ignore,
         out,
     )
     return out
 
 
-def _palette_array(palette: object) -> np.ndarray:
+#: What the native kernel gets for ``ignore_index=None``: outside the int32 range of labels,
+#: so it matches no pixel.
+_NO_IGNORE = -(2**63)
+
+
+def check_ignore_index(ignore_index: object, name: str = "ignore_index") -> int:
+    """``ignore_index`` validated (an int label value, or None for none) as the native value."""
+    if ignore_index is None:
+        return _NO_IGNORE
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise InvalidTypeError(f"{name}: expected an int label value or None (no ignore index), got "
+                               f"{type(ignore_index).__name__}")
+    if not -(2**31) <= int(ignore_index) < 2**31:
+        raise InvalidArgumentError(f"{name}: expected a label value in the int32 range or None, got {ignore_index}")
+    return int(ignore_index)
+
+
+#: Masks are uint8 class indices, so a palette has at most one colour per value.
+MAX_PALETTE = 256
+
+
+def _has_bool(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.bool_ or (value.dtype == object and any(_has_bool(v) for v in value.ravel()))
+    if isinstance(value, (list, tuple)):
+        return any(_has_bool(v) for v in value)
+    return False
+
+
+def check_palette(palette: object, name: str = "palette") -> np.ndarray:
+    """``palette`` as a C-contiguous ``(C, 3)`` uint8 array, ``1 <= C <= 256``.
+
+    Raises:
+        InvalidTypeError: a colour holds booleans (``True`` is not a colour value).
+        InvalidArgumentError: not ``(C, 3)``, more than 256 colours, or values outside 0..255.
+    """
+    if _has_bool(palette):
+        raise InvalidTypeError(f"{name}: colours must be integers in 0..255, got booleans (True/False)")
     arr = np.asarray(palette)
-    if arr.ndim != 2 or arr.shape[1] != 3 or not 1 <= arr.shape[0] <= 256:
-        raise InvalidArgumentError(f"palette: expected (C, 3) colours with 1 <= C <= 256, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] < 1:
+        raise InvalidArgumentError(f"{name}: expected (C, 3) colours, got shape {arr.shape}")
+    if arr.shape[0] > MAX_PALETTE:
+        raise InvalidArgumentError(
+            f"{name}: {arr.shape[0]} colours; masks are uint8, so at most {MAX_PALETTE} (one per class): trim it"
+        )
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
-            raise InvalidArgumentError("palette: colours must be integers in 0..255")
+            raise InvalidArgumentError(f"{name}: colours must be integers in 0..255")
         arr = arr.astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def _palette_array(palette: object) -> np.ndarray:
+    return check_palette(palette)
 
 
 def overlay(

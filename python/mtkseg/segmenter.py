@@ -16,6 +16,7 @@ scores are copied for ``confidence()``).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -29,16 +30,20 @@ import numpy as np
 
 from . import ops
 from ._quiet import demoted_logs
-from .errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError, ReentrantCallError
+from .errors import (FrameError, InvalidArgumentError, InvalidModelError, InvalidTypeError, ModelError, MtksegError,
+                     ReentrantCallError)
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
 from .runtime.delegates import DelegateSpec
 from .runtime.info import NormalizationArg, OutputArg
 from .runtime.labels import LabelsArg
+from .runtime.metadata import read_sidecar
 
 __all__ = ["Segmenter", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
 
 DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
+
+log = logging.getLogger("mtkseg")
 
 ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
 #: The 4th input channel of RGB + mask models: a probability in [0, 1], or an ``HxW`` map of them.
@@ -131,6 +136,31 @@ def _as_frame(frame: FrameLike, color: str) -> Tuple[np.ndarray, str]:
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise FrameError(f"frame: empty image of shape {frame.shape}")
     return frame, color
+
+
+#: Sidecar files already warned about (once per file and process, replicas included).
+_WARNED_SIDECARS: set = set()
+
+
+def _model_palette(info: ModelInfo) -> np.ndarray:
+    """The model's palette as ``(C, 3)`` uint8, checked where it enters: more than 256 colours
+    (from a sidecar) is an :class:`InvalidModelError` instead of failing every overlay, and a
+    sidecar palette too short for the classes (replaced by the default one) is warned about."""
+    where = f"sidecar {info.sidecar}" if info.sidecar else f"model {info.path or '<bytes>'}"
+    try:
+        palette = ops.check_palette(info.palette, name="palette")
+    except MtksegError as exc:
+        raise InvalidModelError(f"{where}: {exc}") from None
+    if info.sidecar and info.path and info.sidecar not in _WARNED_SIDECARS:
+        sidecar = read_sidecar(Path(info.path))
+        wanted = info.num_classes
+        if sidecar is not None and sidecar.palette is not None and wanted is not None and len(sidecar.palette) < wanted:
+            _WARNED_SIDECARS.add(info.sidecar)
+            log.warning(
+                "%s: \"palette\" lists %d colours but the model outputs %d classes, so the default palette is used; "
+                "list %d [r, g, b] colours to use your own", where, len(sidecar.palette), wanted, wanted,
+            )
+    return palette
 
 
 class _OwnedLock:
@@ -288,7 +318,11 @@ class Segmenter:
         self._info = info.with_shapes(in_shape, out_shape)
         if not self._info.input_prior and (isinstance(prior, np.ndarray) or prior != 0.0):
             raise InvalidArgumentError("prior: this model has no mask input channel (info.input_prior is False)")
-        self._palette = np.asarray(self._info.palette, dtype=np.uint8)
+        try:
+            self._palette = _model_palette(self._info)
+        except BaseException:
+            session.close()
+            raise
         self._model_color = "bgr" if self._info.color_order == "bgr" else "rgb"
         self._threshold = 0.5 if self._info.output_kind == "binary_probability" else 0.0
         if self._info.output_scale is not None:

@@ -64,14 +64,9 @@ def default_palette(num_classes: int) -> np.ndarray:
 
 def palette_for(palette: object, color: str = "bgr") -> np.ndarray:
     """An RGB palette ``(C, 3)`` reordered for frames in ``color`` order (``"bgr"``/``"rgb"``)."""
-    arr = np.asarray(palette)
-    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] < 1:
-        raise InvalidArgumentError(f"palette: expected (C, 3) RGB colours, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
-        raise InvalidArgumentError("palette: colours must be integers in 0..255")
+    arr = ops.check_palette(palette)  # (C, 3) integers 0..255, C <= 256, no booleans
     if color not in ("bgr", "rgb"):
         raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
-    arr = arr.astype(np.uint8)
     return np.ascontiguousarray(arr[:, ::-1] if color == "bgr" else arr)
 
 

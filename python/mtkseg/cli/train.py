@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 
 from ..errors import TrainingError
@@ -118,12 +119,32 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+#: Top-level modules of the train extra that mtkseg.train imports (some only once training starts).
+TRAIN_EXTRA_MODULES = ("tensorflow", "keras")
+
+
+def _missing_extra(exc: ImportError) -> TrainingError:
+    return TrainingError(f"mtkseg train needs the train extra (TensorFlow/Keras), which is not usable here ({exc}); "
+                         "install it with: pip install 'mtkseg[train]'")
+
+
+def require_train_extra() -> None:
+    """Raise :class:`TrainingError` naming ``pip install 'mtkseg[train]'`` unless TensorFlow
+    and Keras are importable (checked before any data is read: mtkseg.train imports them lazily)."""
+    for module in TRAIN_EXTRA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise _missing_extra(exc) from exc
+
+
 def handler(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    require_train_extra()
     try:
         from ..train.loop import train
     except ImportError as exc:
-        raise TrainingError(f"mtkseg train needs the train extra (pip install 'mtkseg[train]'): {exc}") from exc
+        raise _missing_extra(exc) from exc
     result = train(config_from_args(args), resume=args.resume, log=lambda s: print(s, flush=True))
     best = result.run_dir / "best.weights.h5"
     where = f"weights: {best}" if best.is_file() else "its weights are not in this run directory (resumed copy)"

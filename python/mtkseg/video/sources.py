@@ -54,6 +54,15 @@ URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _URL_RE = re.compile(r"^(%s)://" % "|".join(URL_SCHEMES), re.I)
 #: How long a network stream may take to open / to deliver the next frame before it counts as failed.
 NETWORK_TIMEOUT_MS = 10_000
+
+
+def _url_failure(elapsed_s: float) -> str:
+    """Why a URL did not open, with the time it really took (a refused connection fails at once)."""
+    timeout = NETWORK_TIMEOUT_MS / 1000
+    if elapsed_s >= 0.9 * timeout:
+        return f"the stream did not answer within the {timeout:.0f} s timeout; check the URL and the network"
+    return (f"it failed after {elapsed_s:.1f} s, before the {timeout:.0f} s timeout: the connection was refused, "
+            "the host is unknown or it is not a video stream; check the URL and that the server is running")
 # When a file ends this many frames (and more than 1 %) short of the count in its header,
 # it is reported as truncated.  Containers that only estimate the count are off by one or two.
 _TRUNCATION_SLACK = 2
@@ -191,6 +200,7 @@ class CaptureSource(VideoSource):
             raise InvalidArgumentError(f"kind: expected 'file', 'camera' or 'url', got {kind!r}")
         self.kind = kind
         name = f"camera {target}" if kind == "camera" else str(target)
+        opened_at = time.monotonic()
         if kind == "url":
             cap = cv2.VideoCapture(
                 str(target), cv2.CAP_FFMPEG,
@@ -203,7 +213,7 @@ class CaptureSource(VideoSource):
             hint = {
                 "file": "it is not a video OpenCV can decode (unsupported codec, corrupt or truncated file)",
                 "camera": "no such device, or it is in use by another program",
-                "url": f"the stream did not answer within {NETWORK_TIMEOUT_MS / 1000:.0f} s or is not a video stream",
+                "url": _url_failure(time.monotonic() - opened_at),
             }[kind]
             raise SourceError(f"cannot open video source {name!r}: {hint}")
         self._cap = cap
