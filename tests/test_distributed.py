@@ -163,6 +163,7 @@ def _crash_once(marker: Path, base: type) -> type:
 
 
 def test_actor_killed_mid_run_is_retried_nothing_lost_or_doubled(cluster, tmp_path):
+    """The model travels as bytes here; the first actor exits after writing one mask."""
     rng = np.random.default_rng(3)
     (tmp_path / "in").mkdir()
     paths = []
@@ -170,8 +171,8 @@ def test_actor_killed_mid_run_is_retried_nothing_lost_or_doubled(cluster, tmp_pa
         paths.append(tmp_path / "in" / f"f{i:02d}.png")
         cv2.imwrite(str(paths[-1]), smooth_frame(rng, 48, 64))
     marker = tmp_path / "crashed"
-    report = distributed.segment(MODEL, tmp_path / "in", tmp_path / "out", workers=2, batch_size=2, progress=False,
-                                 actor_class=_crash_once(marker, distributed.SegmentActor))
+    report = distributed.segment(MODEL.read_bytes(), tmp_path / "in", tmp_path / "out", workers=2, batch_size=2,
+                                 progress=False, actor_class=_crash_once(marker, distributed.SegmentActor))
     dead = marker.read_text()
     rows = report.table.to_pylist()
     assert [r["name"] for r in rows] == [p.stem for p in paths] and not report.failures
@@ -220,3 +221,12 @@ def test_sources_expand_like_mtkseg_run(tmp_path):
     assert distributed.expand_sources(str(tmp_path / "*" / "img0.*")) == [paths[0], paths[4]]
     used: dict = {}
     assert distributed.output_names(paths) == [cli_run._unique_stem(p, used) for p in paths]
+
+
+def test_unreachable_address_fails_fast():
+    from mtkseg.distributed._ray import check_reachable
+
+    with pytest.raises(DistributedError, match="nothing answers at 127.0.0.1:1"):
+        check_reachable("127.0.0.1:1")
+    with pytest.raises(DistributedError, match="ray start --head"):
+        check_reachable("ray://127.0.0.1:1")

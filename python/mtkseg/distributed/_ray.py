@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from ..errors import DistributedError, InvalidArgumentError
 
 __all__ = ["require_ray", "ray_cluster", "cluster_cpus", "dataset_from_rows", "quiet_ray_data", "plan_batch_size",
-           "run_actors"]
+           "run_actors", "check_reachable"]
 
 INSTALL_HINT = "pip install 'mtkseg[ray]'"
 
@@ -47,6 +47,8 @@ def ray_cluster(address: Optional[str] = None, *, num_cpus: Optional[int] = None
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
         raise InvalidArgumentError(f"num_cpus: expected a positive int, got {num_cpus!r}")
     kwargs: dict = {"include_dashboard": False, "logging_level": "WARNING"}
+    if address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -61,6 +63,23 @@ def ray_cluster(address: Optional[str] = None, *, num_cpus: Optional[int] = None
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at ``host:port`` (``ray://host:port``);
+    ``ray.init`` retries an unreachable head for minutes.  ``"auto"`` is left to Ray."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise DistributedError(f"--address {address!r}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+                               "start the head node with `ray start --head --port 6379` and give HEAD:6379, "
+                               "or drop --address for a local cluster") from None
 
 
 def cluster_cpus() -> int:
