@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
@@ -181,7 +182,9 @@ def preprocess(
             only) or ``"auto"`` (area when the frame is at least twice the size of the region
             it is resized into on both axes, else linear).
         fit: ``"stretch"`` to fill the input, or ``"letterbox"`` to keep the aspect ratio and
-            pad with ``pad_value`` (pixel units, per model channel).
+            pad with ``pad_value`` (pixel units, per model channel): the frame is scaled by
+            ``min(h / fh, w / fw)``, each side rounded half up (at least 1 px), and centred,
+            the odd padding pixel going to the bottom/right.
         mean, std: model value = (pixel - mean) / std, per model channel, pixel units
             (defaults map 0..255 to 0..1).
         scale, zero_point: quantisation of int8/uint8 inputs: q = round(value / scale) +
@@ -208,8 +211,10 @@ def preprocess(
         w = (out.shape[-1] if nchw else out.shape[-2]) if out.ndim in (3, 4) else 0
         if fit_code and h > 0 and w > 0 and frame.shape[0] > 0 and frame.shape[1] > 0:
             # The frame is resized into the letterbox band, not the whole input.
+            # rounded half up, as the native kernel (std::lround) sizes the band
             s = min(w / frame.shape[1], h / frame.shape[0])
-            h, w = max(1, round(frame.shape[0] * s)), max(1, round(frame.shape[1] * s))
+            h = min(h, max(1, int(math.floor(frame.shape[0] * s + 0.5))))
+            w = min(w, max(1, int(math.floor(frame.shape[1] * s + 0.5))))
         method = 1 if h > 0 and w > 0 and frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w else 0
     quantised = out.dtype in (np.int8, np.uint8)
     if quantised and (scale is None or zero_point is None):
