@@ -120,36 +120,141 @@ def test_iou_bar_chart_bar_lengths(tmp_path):
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
 
 
-def test_evaluate_through_segmenter_matches_interpreter_reference(tmp_path):
-    """The real Segmenter path vs. an independent reference: OpenCV resize, the sidecar's
-    normalisation, a plain LiteRT interpreter, argmax, nearest upscaling, scikit-learn counts."""
+def _reference_predictions(model: Path, root: Path, mean, std, *, swap_colour=False):
+    """Masks from an independent pipeline: the dataset's RGB image, OpenCV float resize, (x -
+    mean) / std, a plain LiteRT interpreter, argmax, nearest upscaling.  ``swap_colour`` and
+    unit ``mean``/``std`` plant the bugs the tolerances below must catch."""
     from ai_edge_litert.interpreter import Interpreter
-    from sklearn.metrics import confusion_matrix
-
-    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
-    model = tmp_path / "m.tflite"
-    model.write_bytes((FIXTURES / "sidecar.tflite").read_bytes())
-    (tmp_path / "m.json").write_text((FIXTURES / "sidecar.json").read_text())
-    side = json.loads((FIXTURES / "sidecar.json").read_text())
-    rep = evaluate_model(model, root, split="test", progress=False)
 
     interp = Interpreter(model_path=str(model))
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     h, w = inp["shape"][1:3]
-    mean, std = np.array(side["normalization"]["mean"]), np.array(side["normalization"]["std"])
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     gts, preds = [], []
     for image, gt in SegmentationDataset(root, "test"):
-        x = (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - mean) / std
+        if swap_colour:
+            image = np.ascontiguousarray(image[..., ::-1])
+        x = (cv2.resize(image.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) - mean) / std
         interp.set_tensor(inp["index"], x[None].astype(np.float32))
         interp.invoke()
         small = interp.get_tensor(out["index"])[0].argmax(-1).astype(np.uint8)
         preds.append(cv2.resize(small, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST))
         gts.append(gt)
+    return gts, preds
+
+
+def _numpy_confusion(gts, preds, num_classes=3, ignore=255):
+    """Rows gt, columns prediction, ignore pixels skipped: np.add.at over the flat masks."""
+    m = np.zeros((num_classes, num_classes), np.int64)
+    for g, p in zip(gts, preds):
+        keep = g != ignore
+        np.add.at(m, (g[keep].astype(int), p[keep].astype(int)), 1)
+    return m
+
+
+def _numpy_miou(m):
+    iou = np.diag(m) / (m.sum(0) + m.sum(1) - np.diag(m))
+    return float(np.nanmean(iou))
+
+
+def _sidecar_model(tmp_path: Path, name="m", normalisation=True) -> Path:
+    model = tmp_path / f"{name}.tflite"
+    model.write_bytes((FIXTURES / "sidecar.tflite").read_bytes())
+    side = json.loads((FIXTURES / "sidecar.json").read_text())
+    if not normalisation:
+        del side["normalization"]
+    (tmp_path / f"{name}.json").write_text(json.dumps(side))
+    return model
+
+
+SIDE = json.loads((FIXTURES / "sidecar.json").read_text())
+MEAN, STD = SIDE["normalization"]["mean"], SIDE["normalization"]["std"]
+#: Tolerances of the Segmenter's evaluation against the reference, just above the measured error:
+#: 0 of 6660 confusion-matrix counts differ and mIoU agrees exactly (3 images of 40x60).  The
+#: planted bugs move far more: BGR fed to the RGB model 190 counts (2.9 %) and mIoU +0.0103; the
+#: sidecar normalisation ignored (x/255) 1118 counts (17 %) and mIoU -0.0093.
+CM_TOL = 0.002  # share of counts that may differ (13 of 6660)
+MIOU_TOL = 0.002
+
+
+def test_evaluate_through_segmenter_matches_interpreter_reference(tmp_path):
+    """The real Segmenter path vs. an independent reference: OpenCV resize, the sidecar's
+    normalisation, a plain LiteRT interpreter, argmax, nearest upscaling, scikit-learn counts."""
+    from sklearn.metrics import confusion_matrix
+
+    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
+    model = _sidecar_model(tmp_path)
+    rep = evaluate_model(model, root, split="test", progress=False)
+
+    gts, preds = _reference_predictions(model, root, MEAN, STD)
     gt_all, pred_all = np.concatenate([g.ravel() for g in gts]), np.concatenate([p.ravel() for p in preds])
     keep = gt_all != 255
     expected = confusion_matrix(gt_all[keep], pred_all[keep], labels=[0, 1, 2])
     assert rep.metrics.matrix.sum() == expected.sum()
-    # bilinear resize implementations may round a few boundary pixels differently
-    assert np.abs(rep.metrics.matrix - expected).sum() <= 0.02 * expected.sum()
-    assert rep.metrics.miou == pytest.approx(metrics_from_matrix(expected).miou, abs=0.02)
+    assert np.abs(rep.metrics.matrix - expected).sum() <= CM_TOL * expected.sum()
+    assert rep.metrics.miou == pytest.approx(metrics_from_matrix(expected).miou, abs=MIOU_TOL)
+
+
+def test_evaluation_tolerances_reject_colour_and_normalisation_bugs(tmp_path):
+    """A Segmenter that fed BGR to the RGB model, or ignored the sidecar's normalisation, would
+    fail the tolerances above (the buggy variants computed with the reference)."""
+    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
+    model = _sidecar_model(tmp_path)
+    good = _numpy_confusion(*_reference_predictions(model, root, MEAN, STD))
+    for kwargs in ({"swap_colour": True, "mean": MEAN, "std": STD}, {"mean": (0, 0, 0), "std": (255, 255, 255)}):
+        bad = _numpy_confusion(*_reference_predictions(model, root, **kwargs))
+        assert np.abs(bad - good).sum() > CM_TOL * good.sum(), kwargs
+        assert abs(_numpy_miou(bad) - _numpy_miou(good)) > MIOU_TOL, kwargs
+
+
+def _cli(*args, cwd):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mtkseg.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=180, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_eval_cli_confusion_matrix_matches_numpy(tmp_path):
+    """``python -m mtkseg.cli eval``: the JSON's confusion matrix and mIoU against numpy counts of
+    the reference masks (tolerances CM_TOL / MIOU_TOL), the chart a PNG of the stated size."""
+    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
+    model = _sidecar_model(tmp_path)
+    js, chart = tmp_path / "eval.json", tmp_path / "eval.png"
+    text = _cli("eval", model, "--data", root, "--json", js, "--chart", chart, "--delegate", "cpu", "--threads", "1",
+                "--no-progress", cwd=tmp_path)
+    doc = json.loads(js.read_text())
+    expected = _numpy_confusion(*_reference_predictions(model, root, MEAN, STD))
+    got = np.asarray(doc["confusion_matrix"], np.int64)
+    assert got.shape == (3, 3) and got.sum() == expected.sum()
+    assert np.abs(got - expected).sum() <= CM_TOL * expected.sum()
+    assert doc["miou"] == pytest.approx(_numpy_miou(expected), abs=MIOU_TOL)
+    assert doc["num_images"] == 3 and set(doc["iou"]) == {"sky", "road", "car"}
+    assert f"{100 * doc['miou']:.1f}" in text
+    img = cv2.imread(str(chart))
+    assert img is not None and img.ndim == 3
+
+
+def test_compare_cli_agreement_matches_reference(tmp_path):
+    """``python -m mtkseg.cli compare`` of the sidecar model with and without its normalisation:
+    compare.json's agreement and mIoU delta against the two reference pipelines."""
+    root = make_dataset(tmp_path / "ds", n=3, size=(40, 60))
+    a, b = _sidecar_model(tmp_path, "a"), _sidecar_model(tmp_path, "b", normalisation=False)
+    out = tmp_path / "cmp"
+    _cli("compare", a, b, "--data", root, "--out", out, "--examples", "1", "--delegate", "cpu", "--threads", "1",
+         "--no-progress", cwd=tmp_path)
+    doc = json.loads((out / "compare.json").read_text())
+    gts, pa = _reference_predictions(a, root, MEAN, STD)
+    _, pb = _reference_predictions(b, root, (0, 0, 0), (255, 255, 255))
+    agreement = np.mean(np.concatenate([(x == y).ravel() for x, y in zip(pa, pb)]))
+    # measured: equal to the reference's agreement to 1e-12 (both Segmenter runs match it exactly)
+    assert doc["pixel_agreement"] == pytest.approx(agreement, abs=CM_TOL)
+    cm_a, cm_b = _numpy_confusion(gts, pa), _numpy_confusion(gts, pb)
+    for key, expected in (("a", cm_a), ("b", cm_b)):
+        got = np.asarray(doc[key]["confusion_matrix"], np.int64)
+        assert np.abs(got - expected).sum() <= CM_TOL * expected.sum(), key
+    assert doc["miou_delta"] == pytest.approx(_numpy_miou(cm_b) - _numpy_miou(cm_a), abs=2 * MIOU_TOL)
+    assert len(list(out.glob("*.png"))) == 1
