@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import require_module
 
 from mtkseg.cli import video as cli_video
 from mtkseg.errors import InvalidArgumentError, SourceError
@@ -332,7 +333,7 @@ def test_cli_refuses_symlinks_and_unwritable_paths(clip: Path, tmp_path: Path, f
 def test_cli_codec_is_explicit_and_reported(clip: Path, tmp_path: Path, fake: list, capsys, codec, expected) -> None:
     import json
 
-    pytest.importorskip("av")
+    require_module("av")
     out = tmp_path / "out.mp4"
     argv = ["m.tflite", str(clip), "-o", str(out), "--no-progress", "--json"] + (["--codec", codec] if codec else [])
     assert run(argv) == 0
@@ -347,7 +348,7 @@ def test_cli_real_sigterm_finalises_h264_mp4(clip: Path, tmp_path: Path) -> None
     """SIGTERM while writing H.264 through PyAV: the encoder is flushed, the file moved into place."""
     import signal
 
-    av = pytest.importorskip("av")
+    av = require_module("av")
     code, stdout, stderr, out = _interrupt_real_run(clip, tmp_path, signal.SIGTERM, suffix=".mp4")
     assert code == 128 + signal.SIGTERM, stderr
     with av.open(str(out)) as container:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, require_shared
+from conftest import SHARED_DATA, require_module, require_shared, skip_unless_ci
 from fixtures.reference import smooth_frame
 
 from mtkseg import distributed
@@ -20,8 +20,8 @@ from mtkseg.cli import main as cli_main
 from mtkseg.errors import DistributedError
 from mtkseg.segmenter import Segmenter, default_model_path
 
-ray = pytest.importorskip("ray")
-pq = pytest.importorskip("pyarrow.parquet")
+ray = require_module("ray", allow_module_level=True)
+pq = require_module("pyarrow.parquet", allow_module_level=True)
 
 MODEL = Path(__file__).parent / "fixtures" / "models" / "uint8_io.tflite"
 
@@ -190,7 +190,7 @@ def test_eval_confusion_matrix_equals_single_process(cluster, tmp_path):
     data = require_shared(SHARED_DATA / "camvid")
     model = default_model_path()
     if model is None:
-        pytest.skip("the bundled CamVid model is not present")
+        skip_unless_ci("the bundled CamVid model (models/camvid-unet-int8.tflite) is not present")
     local = evaluate_model(model, data, "test", limit=12, progress=False)
     remote = distributed.evaluate(model, data, "test", limit=12, workers=2, batch_size=2, progress=False)
     assert remote.num_images == 12 and not remote.errors and remote.workers == 2

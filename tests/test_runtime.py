@@ -342,9 +342,11 @@ def test_explicit_delegate_that_cannot_load_raises(spec, monkeypatch):
 def test_library_that_is_not_a_delegate():
     import ctypes.util
 
+    from conftest import skip_unless_ci
+
     libm = ctypes.util.find_library("m")
     if libm is None:
-        pytest.skip("no libm to load")
+        skip_unless_ci("ctypes.util.find_library('m') found no libm to load as a non-delegate library")
     with pytest.raises(DelegateError, match="tflite_plugin_create_delegate"):
         mtkseg.Segmenter(model_path("float32"), delegate=libm)
 
@@ -435,12 +437,11 @@ def test_operator_version_newer_than_the_runtime(tmp_path):
 @pytest.fixture(scope="module")
 def fake_delegate(tmp_path_factory):
     """tests/fixtures/fake_delegate.c built with the system C compiler."""
-    import shutil as sh
     import subprocess
 
-    cc = sh.which("cc") or sh.which("gcc") or sh.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler to build the fake delegate")
+    from conftest import require_compiler
+
+    cc = require_compiler("tests/fixtures/fake_delegate.c (the external-delegate tests)")
     out = tmp_path_factory.mktemp("delegate") / "libfake_delegate.so"
     src = Path(__file__).parent / "fixtures" / "fake_delegate.c"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True, capture_output=True)
@@ -520,14 +521,9 @@ PROBED_NAMES = sorted({name for per_os in dl.LIBRARIES.values() for names in per
 
 
 def _compiler() -> str:
-    import shutil
+    from conftest import require_compiler
 
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("no C compiler: CI must provide one")
-        pytest.skip("no C compiler to build the planted libraries")
-    return cc
+    return require_compiler("the planted libraries of the delegate-search tests")
 
 
 @pytest.mark.parametrize("android", [False, True])

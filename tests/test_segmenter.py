@@ -8,7 +8,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import require_shared
+from conftest import require_module, require_shared
 from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, smooth_frame
 
 import mtkseg
@@ -203,7 +203,7 @@ def test_output_size(frames):
 # ----------------------------------------------------------------------------- input kinds
 
 def test_pil_path_rgb_bgra_and_gray_inputs(tmp_path, frames):
-    PIL = pytest.importorskip("PIL.Image")
+    PIL = require_module("PIL.Image")
     frame = frames[0]
     seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
     base = seg.run(frame).mask

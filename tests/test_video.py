@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import require_shared
+from conftest import require_module, require_shared
 from fixtures.reference import smooth_frame
 
 from mtkseg import ops, viz
@@ -982,7 +982,7 @@ H264_MIN_PSNR_DB = 24.0
 
 @pytest.mark.parametrize("size", [(120, 160), (121, 161)])
 def test_mp4_is_h264_yuv420p_faststart_and_matches_the_input(tmp_path: Path, size) -> None:
-    av = pytest.importorskip("av")
+    av = require_module("av")
     frames = [_textured(i, *size) for i in range(30)]
     out = tmp_path / "out.mp4"
     sink = video.VideoSink(out, render=lambda frame, result: frame.image)
