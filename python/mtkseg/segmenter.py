@@ -34,6 +34,7 @@ from .errors import (FrameError, InvalidArgumentError, InvalidModelError, Invali
                      ReentrantCallError)
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
+from .runtime.coverage import DelegateCoverage
 from .runtime.delegates import DelegateSpec
 from .runtime.info import NormalizationArg, OutputArg
 from .runtime.labels import LabelsArg
@@ -351,6 +352,14 @@ class Segmenter:
         """What actually runs the model: ``"cpu"``, ``"gpu (libtensorflowlite_gpu_delegate.so)"``,
         ``"npu"`` (accelerator)..."""
         return self._require_open().delegate
+
+    @property
+    def delegate_coverage(self) -> Optional[DelegateCoverage]:
+        """How many of the model's ops the delegate took over
+        (:class:`~mtkseg.runtime.coverage.DelegateCoverage`: ``delegated_ops``, ``total_ops``,
+        ``partitions``, ``fraction``, ``cpu_ops``); None on the CPU and with ``accelerator=``
+        (LiteRT's CompiledModel does not report it).  Partial coverage is logged as a warning."""
+        return self._require_open().coverage
 
     @property
     def delegate_attempts(self) -> Tuple[Tuple[str, str], ...]:

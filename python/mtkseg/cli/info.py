@@ -45,6 +45,7 @@ def handler(args: argparse.Namespace) -> int:
                 info = seg.info
                 runtime = {"backend": seg.backend, "delegate": seg.delegate, "num_threads": seg.num_threads,
                            "copies_per_frame": seg.copies_per_frame,
+                           "coverage": seg.delegate_coverage.to_dict() if seg.delegate_coverage else None,
                            "skipped": [{"name": n, "reason": r} for n, r in seg.delegate_attempts]}
     if info is None:
         info = inspect_model(model, input_size=args.input_size)  # as declared in the file
@@ -58,6 +59,11 @@ def handler(args: argparse.Namespace) -> int:
         if runtime is not None:
             print(f"runtime:        {runtime['backend']}, runs on {runtime['delegate']}, "
                   f"{runtime['num_threads']} thread(s), {runtime['copies_per_frame']} frame copies")
+            if runtime["coverage"] is not None:
+                cov = runtime["coverage"]
+                left = ", ".join(f"{k} x{v}" for k, v in sorted(cov["cpu_ops"].items(), key=lambda kv: (-kv[1], kv[0])))
+                print(f"delegate ops:   {cov['delegated_ops']}/{cov['total_ops']} ({100 * cov['fraction']:.0f}%) on "
+                      f"{cov['delegate']} in {cov['partitions']} partition(s)" + (f"; on the CPU: {left}" if left else ""))
             for item in runtime["skipped"]:
                 print(f"  skipped {item['name']}: {item['reason']}")
         elif error is not None:

@@ -7,9 +7,15 @@
 * ``"gpu"``: the TFLite GPU delegate (OpenCL/OpenGL ES).
 * ``"nnapi"``: Android's Neural Networks API (Android only).
 * ``"neuron"``: MediaTek NeuroPilot's Neuron delegate (APU/NPU on MediaTek SoCs).
-* a path to any external delegate ``.so`` exporting ``tflite_plugin_create_delegate``.
-* ``"auto"`` (default): ``[neuron on Arm] → gpu → [nnapi on Android] → cpu``: only delegates
-  that can exist on this machine are probed (no Neuron/NNAPI on x86-64 Linux).
+* a path to any external delegate ``.so`` exporting ``tflite_plugin_create_delegate``, or to a
+  TFLite *stable* delegate exporting ``TFL_TheStableDelegate`` (loaded through mtkseg's shim, see
+  :mod:`mtkseg.runtime.neuron`); the kind is detected from the exported symbols.
+* ``"auto"`` (default), per platform: x86-64 Linux: the CPU (XNNPACK) only, never Neuron or
+  NNAPI (there is no MediaTek NPU there; the GPU only when asked: ``delegate="gpu"`` or
+  ``accelerator="gpu"``); Arm Linux (Genio boards): ``neuron`` (the stable delegate) → ``gpu``
+  (Genio's ``gpu_external_delegate.so``) → cpu; Android: LiteRT's ``CompiledModel`` on NPU|CPU →
+  ``gpu`` → cpu (NNAPI, deprecated since Android 15, only when asked).  Each skip is logged with
+  its reason.
 * an ordered list of the above: each is tried in turn; a failure is logged with its reason
   and the next one is tried.
 
@@ -22,17 +28,21 @@ overrides them, e.g. ``MTKSEG_NEURON_DELEGATE``; it must be an absolute path):
 ============  ======================================================  ======================
 name          Android                                                  Linux
 ============  ======================================================  ======================
-gpu           libtensorflowlite_gpu_delegate.so,                       libtensorflowlite_gpu_
-              libtensorflowlite_gpu_jni.so                             delegate.so
+gpu           libtensorflowlite_gpu_delegate.so,                       gpu_external_delegate.so,
+              libtensorflowlite_gpu_jni.so                             libtensorflowlite_gpu_
+                                                                       delegate.so
 nnapi         libtensorflowlite_nnapi_delegate.so,                     (not available)
               libnnapi_delegate.so
-neuron        libneuron_delegate.so,                                   libneuron_delegate.so,
-              libtensorflowlite_neuron_delegate.so                     libtensorflowlite_neuron
-                                                                       _delegate.so
+neuron        libneuron_delegate.so,                                   libneuron_stable_delegate.so
+              libtensorflowlite_neuron_delegate.so                     (stable), libneuron_delegate.so,
+                                                                       libtensorflowlite_neuron
+                                                                       _delegate.so (Arm only)
 ============  ======================================================  ======================
 
 ``gpu``/``nnapi`` names are those of the TFLite source tree's external-delegate build targets;
-``neuron`` is the name MediaTek's NeuroPilot SDK ships for Android and Genio (Yocto) boards.
+``neuron`` on Linux is the stable delegate Genio IoT images install as
+``/usr/lib/libneuron_stable_delegate.so`` (then NeuroPilot's older external-delegate names), and
+``gpu_external_delegate.so`` is Genio's GPU delegate.
 Vendors sometimes rename them: pass the path (or set the environment variable) then.
 
 Where libraries are looked for: a bare name (``libneuron_delegate.so``) is resolved to an
@@ -42,19 +52,19 @@ entries, never in the current directory (an empty or relative ``LD_LIBRARY_PATH`
 let a library planted there run its constructor).  Only the resolved absolute path is opened,
 and it is logged.  A path given explicitly (``delegate="./lib.so"``) is used as given.
 
-``delegate_options=`` is passed to the delegate loader as strings (booleans as
-``"true"``/``"false"``), e.g. ``{"execution_preference": "sustained_speed", "allow_fp16": True,
-"cache_dir": "/data/local/tmp"}`` for Neuron.  With several delegates, a dict keyed by
+``delegate_options=`` is passed to an external delegate's loader as strings (booleans as
+``"true"``/``"false"``); for a stable delegate (Neuron on Genio) the documented options of
+:mod:`mtkseg.runtime.neuron` become its ``TFLiteSettings``, e.g. ``{"execution_preference":
+"sustained_speed", "allow_fp16_precision_for_fp32": True, "cache_dir": "/var/cache/mtkseg"}``.  With several delegates, a dict keyed by
 delegate name gives each its own options: ``{"neuron": {...}, "gpu": {...}}``.
 
 ``accelerator=`` uses LiteRT's ``CompiledModel`` API instead of the Interpreter:
-``"npu"``, ``"gpu"``, ``"cpu"``, ``"auto"`` (npu → gpu → cpu) or a list, with the same
-fallback rules.
+``"npu"``, ``"npu|cpu"`` (the NPU with CPU kernels for what it cannot run), ``"gpu"``, ``"cpu"``,
+``"auto"`` (npu → gpu → cpu) or a list, with the same fallback rules.
 """
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import logging
 import os
@@ -65,6 +75,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import DelegateError, InvalidArgumentError, InvalidTypeError
+from .neuron import GENIO_GPU_DELEGATE, NEURON_STABLE_DELEGATE, library_kind
 
 __all__ = [
     "DelegateCandidate",
@@ -75,6 +86,8 @@ __all__ = [
     "delegate_candidates",
     "accelerator_candidates",
     "options_for",
+    "raw_options_for",
+    "preflight",
     "preflight_library",
     "resolve_library",
     "library_dirs",
@@ -84,12 +97,12 @@ log = logging.getLogger("mtkseg.runtime")
 
 CPU_NAMES = ("cpu", "xnnpack")
 DELEGATE_NAMES = ("auto", "cpu", "xnnpack", "gpu", "nnapi", "neuron")
-ACCELERATOR_NAMES = ("auto", "npu", "gpu", "cpu")
+ACCELERATOR_NAMES = ("auto", "npu", "npu|cpu", "gpu", "cpu")
 
 LIBRARIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     "gpu": {
         "android": ("libtensorflowlite_gpu_delegate.so", "libtensorflowlite_gpu_jni.so"),
-        "linux": ("libtensorflowlite_gpu_delegate.so",),
+        "linux": (GENIO_GPU_DELEGATE, "libtensorflowlite_gpu_delegate.so"),
     },
     "nnapi": {
         "android": ("libtensorflowlite_nnapi_delegate.so", "libnnapi_delegate.so"),
@@ -97,7 +110,7 @@ LIBRARIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     "neuron": {
         "android": ("libneuron_delegate.so", "libtensorflowlite_neuron_delegate.so"),
-        "linux": ("libneuron_delegate.so", "libtensorflowlite_neuron_delegate.so"),
+        "linux": (NEURON_STABLE_DELEGATE, "libneuron_delegate.so", "libtensorflowlite_neuron_delegate.so"),
     },
 }
 
@@ -141,9 +154,15 @@ def _unavailable(name: str) -> str:
         return "no delegate library for this platform (NNAPI exists only on Android)"
     machine = platform.machine().lower()
     if name == "neuron" and not is_android() and machine not in _ARM_MACHINES:
-        return (f"no {LIBRARIES['neuron']['linux'][0]} on {machine or 'this machine'}: MediaTek's Neuron delegate "
-                "exists only on Arm (Android, Genio boards); set MTKSEG_NEURON_DELEGATE=/absolute/path.so to force one")
+        return (f"there is no MediaTek NPU on this platform ({machine or 'unknown machine'} Linux): MediaTek's "
+                f"Neuron delegate exists only on MediaTek Arm SoCs (Genio boards: /usr/lib/{NEURON_STABLE_DELEGATE}; "
+                "Android: accelerator='npu'); use delegate='auto' or 'cpu' here, or set "
+                "MTKSEG_NEURON_DELEGATE=/absolute/path.so to force a library")
     return ""
+
+
+def _is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def _env_library(name: str) -> Optional[str]:
@@ -171,9 +190,22 @@ def _candidate_for(name: str) -> DelegateCandidate:
 
 
 def _auto_chain() -> List[str]:
-    """Delegates worth probing here: Neuron only on Arm (or with MTKSEG_NEURON_DELEGATE set),
-    NNAPI only on Android."""
-    chain = [n for n in ("neuron", "gpu", "nnapi") if not _unavailable(n) or os.environ.get(f"MTKSEG_{n.upper()}_DELEGATE")]
+    """Interpreter delegates ``"auto"`` probes here, in order (the CompiledModel NPU step on
+    Android is tried before these by :func:`mtkseg.runtime.session.open_session`):
+
+    * Android: gpu → cpu (NNAPI only when asked: deprecated since Android 15);
+    * x86-64 Linux: cpu (XNNPACK) only: no MediaTek NPU, NNAPI or GPU delegate probing;
+    * other Linux (Arm: Genio boards): neuron → gpu → cpu.
+
+    A delegate whose ``MTKSEG_<NAME>_DELEGATE`` is set is probed everywhere (an explicit choice)."""
+    forced = [n for n in ("neuron", "gpu") if os.environ.get(f"MTKSEG_{n.upper()}_DELEGATE")]
+    if is_android():
+        chain = ["gpu"]
+    elif _is_x86():
+        chain = []
+    else:
+        chain = ["neuron", "gpu"]
+    chain = [n for n in ("neuron", "gpu") if n in chain or n in forced]
     chain.append("cpu")
     return chain
 
@@ -299,8 +331,9 @@ def _stringify(value: object) -> str:
     return str(value)
 
 
-def options_for(candidate: DelegateCandidate, options: Optional[Mapping[str, object]]) -> Optional[Dict[str, str]]:
-    """The loader options for one delegate from ``delegate_options`` (flat or keyed by name)."""
+def raw_options_for(candidate: DelegateCandidate,
+                    options: Optional[Mapping[str, object]]) -> Optional[Mapping[str, object]]:
+    """The options for one delegate from ``delegate_options`` (flat or keyed by name), as given."""
     if options is None:
         return None
     if not isinstance(options, Mapping):
@@ -312,25 +345,31 @@ def options_for(candidate: DelegateCandidate, options: Optional[Mapping[str, obj
             sub = options.get(Path(candidate.name).name)
         if not isinstance(sub, Mapping) or not sub:
             return None
-        return {str(k): _stringify(v) for k, v in sub.items()}
-    return {str(k): _stringify(v) for k, v in options.items()}
+        return sub
+    return options
 
 
-def preflight_library(library: str) -> Optional[str]:
-    """Why ``library`` (an absolute path from :func:`resolve_library`) cannot be a TFLite
-    external delegate (None when it can be opened and exports ``tflite_plugin_create_delegate``).
-    Checked before the backend's loader so a missing library fails with a clear message instead
-    of the loader's noisy traceback."""
+def options_for(candidate: DelegateCandidate, options: Optional[Mapping[str, object]]) -> Optional[Dict[str, str]]:
+    """The external-delegate loader options (strings) for one delegate from ``delegate_options``."""
+    sub = raw_options_for(candidate, options)
+    return None if sub is None else {str(k): _stringify(v) for k, v in sub.items()}
+
+
+def preflight(library: str) -> Tuple[Optional[str], str]:
+    """``(kind, "")`` for a loadable delegate library (an absolute path from :func:`resolve_library`):
+    ``"external"`` (exports ``tflite_plugin_create_delegate``) or ``"stable"`` (exports
+    ``TFL_TheStableDelegate``); ``(None, why)`` otherwise.  Checked before the backend's loader so
+    a bad library fails with a clear message instead of the loader's noisy traceback."""
     if not os.path.isabs(library):
         raise InvalidArgumentError(f"preflight_library: expected an absolute path, got {library!r} (use resolve_library)")
     log.info("loading delegate library %s", library)
-    try:
-        handle = ctypes.CDLL(library)
-    except OSError as exc:
-        return str(exc) or f"cannot open {library}"
-    if not hasattr(handle, "tflite_plugin_create_delegate"):
-        return f"{library} does not export tflite_plugin_create_delegate (not a TFLite external delegate)"
-    return None
+    return library_kind(library)
+
+
+def preflight_library(library: str) -> Optional[str]:
+    """Why ``library`` cannot be loaded as a TFLite external or stable delegate (None when it can)."""
+    kind, why = preflight(library)
+    return None if kind else why
 
 
 def raise_delegate_error(what: str, reasons: List[Tuple[str, str]], hint: str) -> None:

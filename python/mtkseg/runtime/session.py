@@ -44,16 +44,20 @@ from ..errors import (
     UnsupportedOpError,
 )
 from .backends import Backend, default_num_threads, get_backend
+from .coverage import DelegateCoverage, coverage_from_ops
 from .delegates import (
     DelegateCandidate,
     DelegateSpec,
     accelerator_candidates,
     delegate_candidates,
+    is_android,
     options_for,
-    preflight_library,
+    preflight,
     raise_delegate_error,
+    raw_options_for,
     resolve_library,
 )
+from .neuron import shim_library, stable_options
 from .modelfile import ModelFile, TensorSpec
 
 __all__ = ["Session", "InterpreterSession", "CompiledModelSession", "open_session", "check_num_threads",
@@ -73,6 +77,8 @@ class Session:
     #: True when :meth:`output_buffer` returns an array the caller may keep (fresh per frame).
     output_owned: bool = False
     num_threads: int = 1
+    #: ops the delegate took over (None on the CPU and with CompiledModel, which does not say)
+    coverage: Optional[DelegateCoverage] = None
 
     def input_buffer(self) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -164,8 +170,10 @@ class InterpreterSession(Session):
     output_owned = False
 
     def __init__(self, interpreter: Any, input_index: int, output_index: int, backend: Backend, delegate: str,
-                 attempts: Sequence[Tuple[str, str]], delegate_handle: Any, num_threads: int):
+                 attempts: Sequence[Tuple[str, str]], delegate_handle: Any, num_threads: int,
+                 coverage: Optional[DelegateCoverage] = None):
         self._it = interpreter
+        self.coverage = coverage
         self._in = int(input_index)
         self._out = int(output_index)
         self._outputs = [int(d["index"]) for d in interpreter.get_output_details()]
@@ -219,7 +227,10 @@ class InterpreterSession(Session):
 
 
 def _make_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threads: int,
-                      delegates: List[Any], builtin: bool = False) -> Any:
+                      delegates: List[Any], builtin: bool = False, nodes: Optional[List[Any]] = None) -> Any:
+    """The allocated interpreter; ``nodes`` (when given) receives its node list as it stands after
+    the user delegates were applied and before LiteRT's default XNNPACK delegate (which is applied
+    at ``allocate_tensors()``), for :func:`mtkseg.runtime.coverage.coverage_from_ops`."""
     kwargs: dict = {"model_content": mf.data, "num_threads": threads}
     if delegates:
         kwargs["experimental_delegates"] = delegates
@@ -227,6 +238,11 @@ def _make_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
         kwargs["experimental_op_resolver_type"] = backend.builtin_resolver
     with native_output_muted():  # LiteRT prints "INFO: Created ... XNNPACK delegate" to fd 2
         it = backend.interpreter_class(**kwargs)
+        if nodes is not None:
+            try:
+                nodes.extend(it._get_ops_details())  # noqa: SLF001 - no public node listing
+            except Exception as exc:  # an older backend without it: coverage unknown
+                log.debug("%s: cannot list the interpreter's nodes (%s)", mf.label, exc)
         in_index = mf.inputs[0].index
         declared = tuple(int(v) for v in mf.inputs[0].shape)
         if tuple(input_shape) != declared:
@@ -270,11 +286,41 @@ def _open_cpu(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threa
         return it, BUILTIN_CPU
 
 
+def _load_delegate(backend: Backend, cand: DelegateCandidate, path: str, kind: str,
+                   delegate_options: Optional[Mapping[str, object]]) -> Any:
+    """The backend's delegate handle for library ``path``: an external delegate directly, a
+    stable delegate through mtkseg's shim with its options as ``TFLiteSettings``.  Bad options
+    raise (typed) before anything is loaded."""
+    if kind == "stable":
+        opts = stable_options(raw_options_for(cand, delegate_options), path)
+        shim = shim_library()
+        log.info("loading stable delegate %s through %s", path, shim)
+        with native_output_muted():
+            return backend.load_delegate(shim, opts)
+    with native_output_muted():
+        return backend.load_delegate(path, options_for(cand, delegate_options))
+
+
+def _coverage(mf: ModelFile, nodes: List[Any], desc: str, level: int) -> Optional[DelegateCoverage]:
+    if not nodes:
+        return None
+    cov = coverage_from_ops(nodes, desc)
+    if cov.total_ops and not cov.full:
+        how = ("nothing runs on it: every op stays on the CPU" if cov.delegated_ops == 0 else
+               "the rest runs on the CPU, with a copy at each partition boundary")
+        log.log(level, "%s: delegate %s took over only %d of %d ops (%s); %s", mf.label, desc, cov.delegated_ops,
+                cov.total_ops, str(cov).split("; ", 1)[-1] if cov.cpu_ops else "", how)
+    else:
+        log.info("%s: %s", mf.label, cov)
+    return cov
+
+
 def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int], threads: int,
                       candidates: List[DelegateCandidate], explicit: bool,
                       delegate_options: Optional[Mapping[str, object]], quiet: bool,
-                      allow_builtin: bool = True) -> InterpreterSession:
-    attempts: List[Tuple[str, str]] = []
+                      allow_builtin: bool = True,
+                      attempts: Optional[List[Tuple[str, str]]] = None) -> InterpreterSession:
+    attempts = list(attempts or [])
     # "auto" expects most delegates to be missing on a given machine: log skips at INFO.
     level = logging.INFO if quiet else logging.WARNING
     in_index, out_index = mf.inputs[0].index, mf.outputs[0].index
@@ -287,29 +333,38 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
             return InterpreterSession(it, in_index, out_index, backend, desc, attempts, None, threads)
         if not cand.libraries:
             reason = cand.unavailable or "no delegate library for this platform"
+            if explicit and len(candidates) == 1:
+                hint = "" if "delegate='auto'" in reason else "; use delegate='auto' to fall back to the CPU"
+                raise DelegateError(f"delegate {cand.name!r} cannot be used: {reason}{hint}")
             attempts.append((cand.name, reason))
             log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
             continue
-        opts = options_for(cand, delegate_options)
         for library in cand.libraries:
             where = "" if library == cand.name else f"{library}: "
             path, why = resolve_library(library)  # never the current directory
+            kind = None
             if path is not None:
-                why = preflight_library(path) or ""
-            if why:
+                kind, why = preflight(path)
+            if why or path is None or kind is None:
                 attempts.append((cand.name, why))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, why)
                 continue
             try:
-                with native_output_muted():
-                    handle = backend.load_delegate(path, opts)
+                handle = _load_delegate(backend, cand, path, kind, delegate_options)
+            except (InvalidArgumentError, InvalidTypeError):
+                raise  # bad delegate_options: the caller's to fix, not a reason to fall back
+            except DelegateError as exc:  # the shim is missing
+                attempts.append((cand.name, str(exc)))
+                log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, exc)
+                continue
             except Exception as exc:  # ValueError/RuntimeError/OSError from the loader
                 reason = f"{where}loader failed: {' '.join(str(exc).split())}"
                 attempts.append((cand.name, reason))
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
+            nodes: List[Any] = []
             try:
-                it = _make_interpreter(backend, mf, input_shape, threads, [handle])
+                it = _make_interpreter(backend, mf, input_shape, threads, [handle], nodes=nodes)
             except Exception as exc:
                 err = op_error(exc, mf, backend)
                 if explicit and err is not None:
@@ -319,8 +374,9 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
                 log.log(level, "%s: delegate %s skipped: %s", mf.label, cand.name, reason)
                 continue
             desc = cand.name if cand.name == path else f"{cand.name} ({path})"
-            log.info("%s: running on delegate %s", mf.label, desc)
-            return InterpreterSession(it, in_index, out_index, backend, desc, attempts, handle, threads)
+            log.info("%s: running on delegate %s%s", mf.label, desc, " (stable delegate)" if kind == "stable" else "")
+            coverage = _coverage(mf, nodes, cand.name, level if quiet else logging.WARNING)
+            return InterpreterSession(it, in_index, out_index, backend, desc, attempts, handle, threads, coverage)
         if explicit:
             break
     hint = (
@@ -428,6 +484,13 @@ class CompiledModelSession(Session):
 _TENSOR_BUFFER_DTYPES = ("float32", "float16", "int32", "int8", "uint8")
 
 
+def _fully_accelerated(session: "CompiledModelSession") -> bool:
+    try:
+        return bool(session._cm.is_fully_accelerated())  # noqa: SLF001
+    except Exception:  # an older ai-edge-litert without it
+        return False
+
+
 def _open_compiled(backend: Backend, mf: ModelFile, threads: int, names: List[str],
                    explicit: bool, quiet: bool) -> CompiledModelSession:
     from ai_edge_litert.compiled_model import CompiledModel  # type: ignore[import-not-found]
@@ -441,7 +504,8 @@ def _open_compiled(backend: Backend, mf: ModelFile, threads: int, names: List[st
             f"{mf.label}: LiteRT CompiledModel buffers cannot hold {in_dtype} inputs / "
             f"{'/'.join(out_dtypes)} outputs; use the Interpreter path (delegate=..., accelerator=None)"
         )
-    flags = {"npu": HardwareAccelerator.NPU, "gpu": HardwareAccelerator.GPU, "cpu": HardwareAccelerator.CPU}
+    flags = {"npu": HardwareAccelerator.NPU, "gpu": HardwareAccelerator.GPU, "cpu": HardwareAccelerator.CPU,
+             "npu|cpu": HardwareAccelerator.NPU | HardwareAccelerator.CPU}
     level = logging.INFO if quiet else logging.WARNING
     attempts: List[Tuple[str, str]] = []
     for name in names:
@@ -524,5 +588,27 @@ def open_session(
     candidates, explicit = delegate_candidates(delegate)
     quiet = delegate is None or (isinstance(delegate, str) and delegate.strip().lower() == "auto")
     allow_builtin = not (isinstance(delegate, str) and delegate.strip().lower() == "xnnpack")
+    attempts: List[Tuple[str, str]] = []
+    if quiet and is_android():
+        # Android's MediaTek NPU path is LiteRT's CompiledModel (NNAPI is deprecated since Android 15).
+        if resizable:
+            attempts.append(("npu", "the model's input is resizable, which LiteRT's CompiledModel cannot run safely"))
+        elif not backend.has_compiled_model:
+            attempts.append(("npu", f"{backend} has no CompiledModel API (needs ai-edge-litert)"))
+        else:
+            try:
+                compiled = _open_compiled(backend, mf, threads, ["npu|cpu"], False, True)
+            except (DelegateError, UnsupportedModelError) as exc:
+                attempts.append(("npu", " ".join(str(exc).split())[:400]))
+            else:
+                # NPU|CPU also "works" with no NPU at all (everything on the CPU) and LiteRT does not
+                # say which ops went where: auto keeps it only when the NPU runs the whole model.
+                if _fully_accelerated(compiled):
+                    compiled.delegate = "npu"
+                    return compiled
+                compiled.close()
+                attempts.append(("npu", "LiteRT's CompiledModel is not fully accelerated on the NPU here (no NPU, or "
+                                        "only part of the model); pass accelerator='npu|cpu' to run it anyway"))
+        log.info("%s: CompiledModel npu|cpu skipped: %s", mf.label, attempts[-1][1])
     return _open_interpreter(backend, mf, input_shape, threads, candidates, explicit, delegate_options, quiet,
-                             allow_builtin)
+                             allow_builtin, attempts)
