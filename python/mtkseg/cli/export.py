@@ -8,7 +8,8 @@ import os
 
 from ..errors import ExportError
 
-HELP = "convert a training checkpoint to .tflite (float32/float16/dynamic/int8) with its sidecar JSON"
+HELP = ("convert a training checkpoint to .tflite (float32/float16/dynamic/int8) with its sidecar JSON; "
+        "--npu mediatek:SOC also compiles it ahead of time for a MediaTek NPU")
 
 
 def _hw(text: str):
@@ -20,7 +21,8 @@ def _hw(text: str):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help=HELP, description=HELP)
-    p.add_argument("checkpoint", help="run directory (uses best.weights.h5) or a *.weights.h5 next to config.json")
+    p.add_argument("checkpoint", help="run directory (uses best.weights.h5) or a *.weights.h5 next to config.json; "
+                                      "with --npu also an existing .tflite (compiled only)")
     p.add_argument("-o", "--output", required=True, help="output .tflite path (sidecar: same name, .json)")
     p.add_argument("--quant", choices=("float32", "float16", "dynamic", "int8"), default="int8",
                    help="weights/activations: int8 (full integer, default; needs --calib), dynamic, float16, float32")
@@ -38,11 +40,34 @@ def register(subparsers) -> None:
     p.add_argument("--no-metadata", dest="metadata", action="store_false",
                    help="do not embed TFLite metadata (labels, normalisation) in the model; the sidecar JSON is "
                         "written either way")
+    p.add_argument("--npu", default=None, metavar="VENDOR:SOC",
+                   help="also compile ahead of time for an NPU, e.g. mediatek:MT6991 (any SoC of ai_edge_litert.aot's "
+                        "MediaTek targets; needs pip install ai-edge-litert-sdk-mediatek): writes NAME_SOC.tflite next "
+                        "to the output")
     p.set_defaults(func=handler)
+
+
+def _compile_npu(args: argparse.Namespace, model) -> None:
+    from pathlib import Path
+
+    from ..npu_export import compile_for_npu, parse_npu_target
+
+    _, soc = parse_npu_target(args.npu)
+    out = Path(args.output)
+    if str(model) == str(out):
+        out = out.with_name(f"{out.stem}_{soc}{out.suffix or '.tflite'}")
+    print(f"wrote {compile_for_npu(model, args.npu, out)} (compiled ahead of time for MediaTek {soc})")
 
 
 def handler(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.npu:
+        from ..npu_export import check_sdk, parse_npu_target
+
+        check_sdk(parse_npu_target(args.npu)[0])  # fail before a long conversion
+        if str(args.checkpoint).endswith(".tflite"):
+            _compile_npu(args, args.checkpoint)
+            return 0
     try:
         from ..train.export import export_tflite
     except ImportError as exc:
@@ -66,4 +91,6 @@ def handler(args: argparse.Namespace) -> int:
                                            str(args.checkpoint).endswith(".weights.h5") else
                                            "  (note: no best.weights.h5 in the run directory; exported the last epoch)"))
     print(f"ops: {ops}")
+    if args.npu:
+        _compile_npu(args, res.model_path)
     return 0
