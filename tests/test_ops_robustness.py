@@ -201,3 +201,105 @@ def test_kernels_run_on_the_calling_thread_when_workers_cannot_start(margin_mib)
                           timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
     assert proc.stdout.split() == ["confusion", "True", "preprocess", "True"]
+
+
+# ----------------------------------------------------------------------------- outcomes, not just "no crash"
+# Bad values (NaN scores, out-of-range labels, odd strides) and sizes above the native kernels'
+# parallel thresholds (csrc/common.hpp kMinParallelWork = 2**21 elements, csrc/confusion.cpp
+# kMinParallelPixels = 2**18 pixels), with the outcome asserted against numpy: the exact result,
+# or the typed error exactly when numpy says the input is invalid.
+
+from mtkseg.errors import InvalidArgumentError  # noqa: E402
+
+PARALLEL_WORK = 1 << 21
+PARALLEL_PIXELS = 1 << 18
+
+
+def _odd_view(draw, base: np.ndarray) -> np.ndarray:
+    """``base`` itself, reversed along axis 0 or 1, or a step-2/3 view of a larger copy."""
+    how = draw(st.sampled_from(["plain", "reversed0", "reversed1", "step"]))
+    if how == "reversed0":
+        big = np.ascontiguousarray(base[::-1])
+        return big[::-1]
+    if how == "reversed1":
+        big = np.ascontiguousarray(base[:, ::-1])
+        return big[:, ::-1]
+    if how == "step":
+        step = draw(st.sampled_from([2, 3]))
+        big = np.zeros((base.shape[0] * step,) + base.shape[1:], base.dtype)
+        big[::step] = base
+        return big[::step]
+    return base
+
+
+def _equal_or_layout_error(call, view: np.ndarray, expected: np.ndarray) -> None:
+    """Negative strides are refused with a typed error naming the layout (the kernels read
+    forward only); any other view gives exactly ``expected``."""
+    if any(s < 0 for s in view.strides):
+        with pytest.raises(InvalidArgumentError, match="memory layout"):
+            call()
+    else:
+        np.testing.assert_array_equal(call(), expected)
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data(), large=st.booleans(), num_classes=st.integers(1, 12), bad=st.sampled_from(["none", "high", "neg"]),
+       ignore=st.sampled_from([255, None]))
+def test_confusion_matrix_equals_numpy_or_raises_on_bad_labels(data, large, num_classes, bad, ignore):
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    h, w = (640, 512) if large else (data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40)))
+    assert not large or h * w > PARALLEL_PIXELS  # the threaded path
+    dtype = np.int32 if bad == "neg" else np.uint8
+    gt = rng.integers(0, num_classes, (h, w)).astype(dtype)
+    pred = rng.integers(0, num_classes, (h, w)).astype(np.uint8)
+    if ignore is not None:
+        gt[rng.random((h, w)) < 0.1] = 255
+    if bad != "none":
+        y, x = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+        gt[y, x] = num_classes if bad == "high" else -1
+        if ignore is not None and bad == "high" and num_classes == 255:
+            gt[y, x] = 254
+    gt_v, pred_v = _odd_view(data.draw, gt), _odd_view(data.draw, pred)
+    keep = gt != ignore if ignore is not None else np.ones(gt.shape, bool)
+    labels = gt[keep].astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        with pytest.raises(InvalidArgumentError, match="gt"):
+            ops.confusion_matrix(gt_v, pred_v, num_classes, ignore_index=ignore)
+        return
+    expected = np.bincount(labels * num_classes + pred[keep], minlength=num_classes ** 2).reshape(num_classes, -1)
+    np.testing.assert_array_equal(ops.confusion_matrix(gt_v, pred_v, num_classes, ignore_index=ignore), expected)
+
+
+@settings(max_examples=10, deadline=None)
+@given(data=st.data(), large=st.booleans(), channels=st.integers(2, 9), nan_share=st.sampled_from([0.0, 0.001, 0.3]),
+       dtype=st.sampled_from([np.float32, np.float16]))
+def test_argmax_with_nan_scores_equals_numpy(data, large, channels, nan_share, dtype):
+    """ops.postprocess at the tensor's own size is np.argmax, NaN rule included (a NaN wins its
+    pixel, the first NaN class where there are several), on the threaded path too."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    h, w = (1100, 1000) if large else (data.draw(st.integers(1, 30)), data.draw(st.integers(1, 30)))
+    assert not large or h * w * channels > PARALLEL_WORK
+    scores = rng.normal(0, 1, (h, w, channels)).astype(dtype)
+    scores[rng.random(scores.shape) < nan_share] = np.nan
+    scores[rng.random((h, w)) < 0.05, :] = 0  # ties go to the lowest index
+    view = _odd_view(data.draw, scores)
+    _equal_or_layout_error(lambda: ops.postprocess(view[None], kind="logits"), view,
+                           np.argmax(scores, axis=-1).astype(np.uint8))
+
+
+@settings(max_examples=8, deadline=None)
+@given(data=st.data(), large=st.booleans())
+def test_nearest_resize_of_labels_equals_opencv(data, large):
+    """Class-index outputs resized nearest (threaded above PARALLEL_WORK output pixels) equal
+    cv2.INTER_NEAREST of the same labels, from any strides."""
+    import cv2
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    h, w = data.draw(st.integers(2, 60)), data.draw(st.integers(2, 60))
+    size = (1600, 1400) if large else (data.draw(st.integers(1, 90)), data.draw(st.integers(1, 90)))
+    assert not large or size[0] * size[1] > PARALLEL_WORK
+    labels = rng.integers(0, 20, (h, w)).astype(np.uint8)
+    view = _odd_view(data.draw, labels)
+    _equal_or_layout_error(lambda: ops.postprocess(view, size, kind="labels"), view,
+                           cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST))
