@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "kernels.hpp"
+#include "simd.hpp"
 
 namespace mtkseg {
 namespace {
@@ -33,6 +34,12 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("num_threads", &num_threads, "Threads the kernels use.");
     m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set kernel threads (0 = all cores).");
+
+    // Test-only: which SIMD level the kernels use (MTKSEG_SIMD picks one at import).
+    m.def("simd_level", [] { return std::string(simd::level_name(simd::level())); });
+    m.def("simd_levels", &simd::supported_levels, "SIMD levels this CPU runs, scalar first.");
+    m.def("_set_simd_level", &simd::set_level, py::arg("name"),
+          "Test-only: force a SIMD level ('auto' = best); returns the previous one.");
 
     m.def("preprocess", &preprocess, py::arg("frame"), py::arg("out"), py::arg("src_format"), py::arg("dst_format"),
           py::arg("nchw"), py::arg("interpolation"), py::arg("letterbox"), py::arg("pad"), py::arg("mean"),

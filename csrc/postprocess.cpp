@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "simd.hpp"
 
 namespace mtkseg {
 namespace {
@@ -17,6 +18,7 @@ struct ScoreView {
     int64_t sy, sx, sc;  // element strides
     int h, w, c;         // crop size and class count
     int64_t base;        // element offset of the crop's top-left
+    int64_t extent;      // elements from data to one past the array's last element
 };
 
 // Tensors may be unaligned views (numpy allows it): every element read goes through memcpy.
@@ -63,10 +65,28 @@ inline uint8_t argmax_at(const ScoreView& v, int y, int x) {
     return static_cast<uint8_t>(idx);
 }
 
+// One row of the argmax map through the SIMD kernels (channels contiguous); false if T has none.
+template <typename T>
+inline bool argmax_row_simd(const ScoreView& v, int64_t y, uint8_t* row) {
+    if (v.sc != 1) return false;
+    const int64_t off = v.base + y * v.sy;
+    const void* p = static_cast<const char*>(v.data) + off * static_cast<int64_t>(sizeof(T));
+    if (std::is_same<T, uint8_t>::value)
+        simd::argmax_u8(static_cast<const uint8_t*>(p), v.sx, v.w, v.c, v.extent - off, row);
+    else if (std::is_same<T, int8_t>::value)
+        simd::argmax_i8(static_cast<const int8_t*>(p), v.sx, v.w, v.c, v.extent - off, row);
+    else if (std::is_same<T, float>::value)
+        simd::argmax_f32(p, v.sx, v.w, v.c, v.extent - off, row);
+    else
+        return false;
+    return true;
+}
+
 template <typename T>
 void argmax_map(const ScoreView& v, uint8_t* A) {
     parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c), [&](int64_t b, int64_t e) {
         for (int64_t y = b; y < e; ++y) {
+            if (argmax_row_simd<T>(v, y, A + y * v.w)) continue;
             int x = 0;
             // Local copies: stores through uint8_t* may alias anything, so fields read through a
             // reference would be reloaded for every pixel.
@@ -77,9 +97,19 @@ void argmax_map(const ScoreView& v, uint8_t* A) {
     });
 }
 
+// Writes each source value of `row` replicated over its run of output columns as one
+// S-byte store (runs <= S); `p` has S bytes of slack past the row.
+template <int S>
+inline void replicate_runs(const uint8_t* __restrict row, const int* __restrict runs, int w, uint8_t* p) {
+    for (int x = 0; x < w; ++x) {
+        std::memset(p, row[x], S);
+        p += runs[x];
+    }
+}
+
 // Nearest-neighbour upscaling of a uint8 map in OpenCV's INTER_NEAREST geometry.  Source
-// columns map to contiguous runs of output columns; short runs are written as one 8-byte
-// store of the replicated value, and output rows that repeat a source row are copied.
+// columns map to contiguous runs of output columns; runs up to 32 are written as one
+// fixed-width store of the replicated value, and output rows that repeat a source row are copied.
 void nearest_from_map(const uint8_t* A, int h, int w, uint8_t* out, int H, int W) {
     std::vector<int> xs(static_cast<size_t>(W));
     const double ifx = 1.0 / (static_cast<double>(W) / w), ify = 1.0 / (static_cast<double>(H) / h);
@@ -87,9 +117,9 @@ void nearest_from_map(const uint8_t* A, int h, int w, uint8_t* out, int H, int W
     // Run of output columns per source column (0 for columns that are skipped).
     std::vector<int> run(static_cast<size_t>(w), 0);
     for (int x = 0; x < W; ++x) ++run[xs[x]];
-    const bool short_runs = *std::max_element(run.begin(), run.end()) <= 8;
+    const int max_run = *std::max_element(run.begin(), run.end());
     parallel_for(H, rows_per_chunk(W), [&](int64_t b, int64_t e) {
-        std::vector<uint8_t> scratch(static_cast<size_t>(W) + 8);
+        std::vector<uint8_t> scratch(static_cast<size_t>(W) + 32);
         int prev_sy = -1;
         for (int64_t y = b; y < e; ++y) {
             const int sy = nearest_index(static_cast<int>(y), ify, h);
@@ -99,14 +129,13 @@ void nearest_from_map(const uint8_t* A, int h, int w, uint8_t* out, int H, int W
                 continue;
             }
             const uint8_t* __restrict row = A + static_cast<int64_t>(sy) * w;
-            if (short_runs) {
-                uint8_t* p = scratch.data();
-                const int* __restrict runs = run.data();
-                for (int x = 0; x < w; ++x) {
-                    const uint64_t rep = row[x] * 0x0101010101010101ull;
-                    std::memcpy(p, &rep, 8);
-                    p += runs[x];
-                }
+            if (max_run <= 32) {
+                if (max_run <= 8)
+                    replicate_runs<8>(row, run.data(), w, scratch.data());
+                else if (max_run <= 16)
+                    replicate_runs<16>(row, run.data(), w, scratch.data());
+                else
+                    replicate_runs<32>(row, run.data(), w, scratch.data());
                 std::memcpy(dst, scratch.data(), static_cast<size_t>(W));
             } else {
                 const int* __restrict cols = xs.data();
@@ -237,8 +266,10 @@ ScoreView score_view(const py::array& a, const char* what, Crop crop, bool has_c
         if (a.strides(k) % item != 0 || a.strides(k) < 0)
             throw ArgumentError(std::string(what) + ": unsupported memory layout (negative or unaligned strides)");
     ScoreView v{a.data(), a.strides(0) / item, a.strides(1) / item, has_channels ? a.strides(2) / item : 1,
-                crop.h, crop.w, c, 0};
+                crop.h, crop.w, c, 0, 0};
     v.base = crop.y0 * v.sy + crop.x0 * v.sx;
+    v.extent = 1;
+    for (int k = 0; k < a.ndim(); ++k) v.extent += (a.shape(k) - 1) * (a.strides(k) / item);
     return v;
 }
 
