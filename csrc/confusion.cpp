@@ -1,10 +1,12 @@
 // Confusion matrix of ground-truth vs predicted labels (rows gt, columns prediction).
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <vector>
 
 #include "kernels.hpp"
+#include "simd.hpp"
 
 namespace mtkseg {
 namespace {
@@ -104,6 +106,61 @@ int64_t confusion_u8(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t 
     return -1;
 }
 
+// uint8/uint8 with at most 15 classes: the SIMD kernel packs each pixel into one code byte
+// (gt * C + pred, or a skip / bad code), which is then counted with 8-byte loads into four
+// interleaved 256-entry histograms.  The codes index `out` directly.
+int64_t confusion_small(const uint8_t* gt, const uint8_t* pred, int64_t n, int64_t C, int64_t ignore, int64_t* out) {
+    constexpr uint8_t kSkip = 254, kBad = 255;  // codes < 15 * 15
+    const int ig = ignore >= 0 && ignore <= 255 ? static_cast<int>(ignore) : -1;
+    const int threads = num_threads();  // read once: it sizes `totals` and bounds the chunks
+    std::vector<std::vector<uint64_t>> totals(static_cast<size_t>(threads));
+    std::atomic<int> slot{0};
+    parallel_for(n, kMinParallelPixels, [&](int64_t b, int64_t e) {
+        std::vector<uint64_t>& total = totals[static_cast<size_t>(slot.fetch_add(1))];
+        total.assign(256, 0);
+        std::vector<uint32_t> h(4 * 256, 0);
+        uint32_t *h0 = h.data(), *h1 = h0 + 256, *h2 = h1 + 256, *h3 = h2 + 256;
+        constexpr int kBlock = 4096;
+        alignas(8) uint8_t codes[kBlock];
+        const int64_t flush = int64_t(1) << 30;  // flush before uint32 counters could overflow
+        for (int64_t start = b; start < e; start += flush) {
+            const int64_t end = std::min(e, start + flush);
+            for (int64_t i = start; i < end; i += kBlock) {
+                const int m = static_cast<int>(std::min<int64_t>(kBlock, end - i));
+                simd::confusion_codes(gt + i, pred + i, m, static_cast<int>(C), ig, kSkip, kBad, codes);
+                int k = 0;
+                for (; k + 8 <= m; k += 8) {
+                    uint64_t w;
+                    std::memcpy(&w, codes + k, 8);
+                    ++h0[w & 0xff];
+                    ++h1[(w >> 8) & 0xff];
+                    ++h2[(w >> 16) & 0xff];
+                    ++h3[(w >> 24) & 0xff];
+                    ++h0[(w >> 32) & 0xff];
+                    ++h1[(w >> 40) & 0xff];
+                    ++h2[(w >> 48) & 0xff];
+                    ++h3[w >> 56];
+                }
+                for (; k < m; ++k) ++h0[codes[k]];
+            }
+            for (size_t k = 0; k < 256; ++k) {
+                total[k] += static_cast<uint64_t>(h0[k]) + h1[k] + h2[k] + h3[k];
+                h0[k] = h1[k] = h2[k] = h3[k] = 0;
+            }
+        }
+    }, threads);
+    uint64_t bad = 0;
+    for (auto& t : totals)
+        if (!t.empty()) bad += t[kBad];
+    if (bad) {  // locate the first offending pixel for the error message
+        for (int64_t i = 0; i < n; ++i)
+            if (gt[i] != ignore && (gt[i] >= C || pred[i] >= C)) return i;
+    }
+    for (auto& t : totals)
+        for (size_t k = 0; k < t.size() && k < static_cast<size_t>(C * C); ++k) out[k] += static_cast<int64_t>(t[k]);
+    return -1;
+}
+
 template <typename G>
 int64_t dispatch_pred(DType pd, const void* gt, const void* pred, int64_t n, int64_t C, int64_t ignore, int64_t* out) {
     switch (pd) {
@@ -149,7 +206,10 @@ void confusion_matrix(const py::array& gt, const py::array& pred, int64_t num_cl
     int64_t bad;
     {
         py::gil_scoped_release release;
-        if (gd == DType::U8 && pd == DType::U8 && num_classes <= 256)
+        if (gd == DType::U8 && pd == DType::U8 && num_classes <= 15)
+            bad = confusion_small(static_cast<const uint8_t*>(gt.data()), static_cast<const uint8_t*>(pred.data()), n,
+                                  num_classes, ignore_index, scratch.data());
+        else if (gd == DType::U8 && pd == DType::U8 && num_classes <= 256)
             bad = confusion_u8(static_cast<const uint8_t*>(gt.data()), static_cast<const uint8_t*>(pred.data()), n,
                                num_classes, ignore_index, scratch.data());
         else if (gd == DType::U8)
