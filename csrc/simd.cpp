@@ -3,8 +3,9 @@
 //
 // 8-bit argmax: each score becomes a 16-bit key (flipped score << 8 | class index), so one
 // unsigned minimum over all classes yields the highest score and, on ties, the lowest class;
-// SSE4.1's minpos does the last 8-lane step.  float32: max over classes, then the first class
-// equal to it; a pixel holding a NaN goes to the scalar loop (its first NaN wins).
+// SSE4.1's minpos does the last 8-lane step.  float32: blocks of pixels transposed so that a
+// vertical compare-and-select runs over classes (tail pixels: max over classes, then the first
+// class equal to it); pixels holding a NaN go to the scalar loop (their first NaN wins).
 #include "simd.hpp"
 
 #include <atomic>
@@ -167,6 +168,40 @@ __attribute__((target("sse4.1"))) void argmaxf_sse41(const void* data, int64_t s
     const __m128 pad = _mm_castsi128_ps(_mm_cmpgt_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(rem - 1)));
     const int last_bits = (1 << rem) - 1;
     int x = 0;
+    // 4 pixels at a time through 4x4 transposes (see argmaxf_avx2).
+    for (; x + 4 <= nv; x += 4) {
+        const char* q = p + x * sx * 4;
+        const int64_t stride = sx * 4;
+        __m128 best = _mm_setzero_ps(), idx = _mm_setzero_ps(), nan = _mm_setzero_ps();
+        for (int k = 0; k < nch; ++k) {
+            __m128 r0 = _mm_loadu_ps(reinterpret_cast<const float*>(q + 16 * k));
+            __m128 r1 = _mm_loadu_ps(reinterpret_cast<const float*>(q + stride + 16 * k));
+            __m128 r2 = _mm_loadu_ps(reinterpret_cast<const float*>(q + 2 * stride + 16 * k));
+            __m128 r3 = _mm_loadu_ps(reinterpret_cast<const float*>(q + 3 * stride + 16 * k));
+            nan = _mm_or_ps(_mm_or_ps(nan, _mm_cmpunord_ps(r0, r0)), _mm_cmpunord_ps(r1, r1));
+            nan = _mm_or_ps(_mm_or_ps(nan, _mm_cmpunord_ps(r2, r2)), _mm_cmpunord_ps(r3, r3));
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            const __m128 col[4] = {r0, r1, r2, r3};
+            const int classes = k == nch - 1 ? rem : 4;
+            int j = 0;
+            if (k == 0) {
+                best = col[0];
+                j = 1;
+            }
+            for (; j < classes; ++j) {
+                const __m128 gt = _mm_cmpgt_ps(col[j], best);
+                best = _mm_blendv_ps(best, col[j], gt);
+                idx = _mm_blendv_ps(idx, _mm_castsi128_ps(_mm_set1_epi32(4 * k + j)), gt);
+            }
+        }
+        if (_mm_movemask_ps(nan)) {
+            for (int i = 0; i < 4; ++i) out[x + i] = argmax_one_f32(q + i * stride, C);
+            continue;
+        }
+        const __m128i w16 = _mm_packus_epi32(_mm_castps_si128(idx), _mm_castps_si128(idx));
+        const int32_t bytes = _mm_cvtsi128_si32(_mm_packus_epi16(w16, w16));
+        std::memcpy(out + x, &bytes, 4);
+    }
     for (; x < nv; ++x) {
         const char* q = p + x * sx * 4;
         __m128 mx = ninf, nan = _mm_setzero_ps();
@@ -204,6 +239,50 @@ __attribute__((target("avx2"))) void argmaxf_avx2(const void* data, int64_t sx, 
         _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(rem - 1)));
     const int last_bits = (1 << rem) - 1;
     int x = 0;
+    // 8 pixels at a time: 8x8 transposes put one class of 8 pixels in each register, then a
+    // vertical compare-and-select keeps the first maximum.  Blocks holding a NaN go scalar.
+    for (; x + 8 <= nv; x += 8) {
+        const char* q = p + x * sx * 4;
+        const int64_t stride = sx * 4;
+        __m256 best = _mm256_setzero_ps(), idx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+        for (int k = 0; k < nch; ++k) {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i) {
+                r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(q + i * stride + 32 * k));
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps(r[i], r[i], _CMP_UNORD_Q));
+            }
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            const __m256 col[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+            const int classes = k == nch - 1 ? rem : 8;
+            int j = 0;
+            if (k == 0) {
+                best = col[0];
+                j = 1;
+            }
+            for (; j < classes; ++j) {
+                const __m256 gt = _mm256_cmp_ps(col[j], best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, col[j], gt);
+                idx = _mm256_blendv_ps(idx, _mm256_castsi256_ps(_mm256_set1_epi32(8 * k + j)), gt);
+            }
+        }
+        if (_mm256_movemask_ps(nan)) {
+            for (int i = 0; i < 8; ++i) out[x + i] = argmax_one_f32(q + i * stride, C);
+            continue;
+        }
+        const __m256i id = _mm256_castps_si256(idx);
+        const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(id), _mm256_extracti128_si256(id, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + x), _mm_packus_epi16(w16, w16));
+    }
     for (; x < nv; ++x) {
         const char* q = p + x * sx * 4;
         __m256 mx = ninf, nan = _mm256_setzero_ps();
