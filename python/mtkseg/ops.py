@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from . import _validate as _v
 from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -85,55 +86,13 @@ def _require_array(value: object, name: str) -> np.ndarray:
     return value
 
 
-def _triple(value: Triple, name: str) -> Tuple[float, float, float]:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.size == 1:
-        arr = np.repeat(arr, 3)
-    if arr.size != 3:
-        raise InvalidArgumentError(f"{name}: expected one value or one per channel (3), got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise InvalidArgumentError(f"{name}: values must be finite, got {arr.tolist()}")
-    return (float(arr[0]), float(arr[1]), float(arr[2]))
-
-
-def _choice(value: str, options: dict, name: str) -> int:
-    if not isinstance(value, str) or value.lower() not in options:
-        raise InvalidArgumentError(f"{name}: expected one of {sorted(options)}, got {value!r}")
-    return options[value.lower()]
-
-
+_triple = _v.triple
+_choice = _v.choice
 #: Largest height or width of a mask/map these functions (and ``Segmenter(output_size=)``) allocate.
-MAX_OUTPUT_SIDE = 65536
+MAX_OUTPUT_SIDE = _v.MAX_OUTPUT_SIDE
 #: Most elements one array may have: the native kernels index with int32.
-MAX_ELEMENTS = 2**31 - 1
-
-
-def check_size(size: object, name: str = "size") -> Size:
-    """``size`` as a ``(height, width)`` tuple of ints, or a typed error naming ``name``.
-
-    Each side must be a positive integer (not a bool) of at most :data:`MAX_OUTPUT_SIDE`, and
-    ``height * width`` at most :data:`MAX_ELEMENTS`, so a typo cannot allocate gigabytes or
-    overflow the kernels' int32 indexing.
-    """
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:  # type: ignore[arg-type]
-        raise InvalidArgumentError(f"{name}: expected (height, width), got {size!r}")
-    if any(isinstance(v, (bool, np.bool_)) for v in size):  # type: ignore[union-attr]
-        raise InvalidTypeError(f"{name}: height and width must be integers, not booleans; got {tuple(size)!r}")
-    try:
-        h, w = (int(v) for v in size)  # type: ignore[union-attr]
-        exact = h == size[0] and w == size[1]  # type: ignore[index]
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidArgumentError(f"{name}: height and width must be positive integers, got {tuple(size)!r}") from None
-    if h <= 0 or w <= 0 or not exact:
-        raise InvalidArgumentError(f"{name}: height and width must be positive integers, got {tuple(size)!r}")
-    if h > MAX_OUTPUT_SIDE or w > MAX_OUTPUT_SIDE or h * w > MAX_ELEMENTS:
-        raise InvalidArgumentError(
-            f"{name}: {h}x{w} is too large; each side may be at most {MAX_OUTPUT_SIDE} and height x width at most "
-            f"2**31-1 pixels"
-        )
-    return (h, w)
-
-
+MAX_ELEMENTS = _v.MAX_ELEMENTS
+check_size = _v.size
 _size = check_size
 
 
@@ -424,10 +383,8 @@ def confusion_matrix(
     _require_array(gt, "gt")
     _require_array(pred, "pred")
     ignore = check_ignore_index(ignore_index)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise InvalidTypeError(f"num_classes: expected an int, got {type(num_classes).__name__}")
-    if not 1 <= num_classes <= 4096:
-        raise InvalidArgumentError(f"num_classes: expected 1 to 4096, got {num_classes}")
+    num_classes = _v.integer(num_classes, "num_classes", minimum=1, maximum=4096, expected="an int from 1 to 4096",
+                             type_error=InvalidTypeError)
     if out is None:
         out = np.zeros((int(num_classes), int(num_classes)), dtype=np.int64)
     else:
@@ -451,12 +408,11 @@ def check_ignore_index(ignore_index: object, name: str = "ignore_index") -> int:
     """``ignore_index`` validated (an int label value, or None for none) as the native value."""
     if ignore_index is None:
         return _NO_IGNORE
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+    if not _v.is_int(ignore_index):
         raise InvalidTypeError(f"{name}: expected an int label value or None (no ignore index), got "
                                f"{type(ignore_index).__name__}")
-    if not -(2**31) <= int(ignore_index) < 2**31:
-        raise InvalidArgumentError(f"{name}: expected a label value in the int32 range or None, got {ignore_index}")
-    return int(ignore_index)
+    return _v.integer(ignore_index, name, minimum=-(2**31), maximum=2**31 - 1,
+                      expected="a label value in the int32 range or None")
 
 
 #: Masks are uint8 class indices, so a palette has at most one colour per value.
@@ -584,6 +540,4 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Set the native kernels' thread count (0 = one per core)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise InvalidTypeError(f"n: expected an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_v.integer(n, "n", expected="an int (0 = one thread per core)", type_error=InvalidTypeError))
