@@ -140,7 +140,7 @@ def invoke_only(seg, frames: list, n: int = 60) -> tuple:
 def workers_invoke_only(seg, frames: list, workers: int, threads: int, seconds: float = 2.0) -> float:
     """Aggregate fps of ``workers`` interpreters (``threads`` each) invoking side by side with
     nothing else running: the ceiling of a pipeline with that many workers."""
-    runners = seg._replicas(workers, threads) if workers > 1 else [seg]
+    runners = seg.replicas(workers, threads) if workers > 1 else [seg]
     prepared = [seg.prepare(f) for f in frames]
     counts = [0] * len(runners)
     barrier = threading.Barrier(len(runners) + 1)

@@ -179,9 +179,9 @@ def test_every_option_has_help_text():
 
 
 def test_threads_and_delegate_defaults_are_the_segmenters_everywhere():
-    import inspect
-
-    segmenter_default = inspect.signature(mtkseg.Segmenter).parameters["num_threads"].default
+    # Segmenter's keyword arguments are the fields of SegmenterOptions, declared there once.
+    segmenter_default = mtkseg.SegmenterOptions().num_threads
+    assert mtkseg.SegmenterOptions().delegate == "auto"
     for name in ("info", "run", "video", "eval", "compare", "bench"):
         acts = {a.dest: a for a in _subparsers()[name]._actions}
         assert acts["threads"].default == segmenter_default, name

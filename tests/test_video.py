@@ -865,9 +865,9 @@ def test_replicas_are_reused_and_closed_with_the_segmenter(int8_model: Path, tmp
     clip = write_clip(tmp_path / "short.avi", 4)
     seg = Segmenter(str(int8_model), num_threads=2)
     list(seg.stream(clip, workers=2))
-    first = seg._replicas(2, 1)
+    first = seg.replicas(2, 1)
     list(seg.stream(clip, workers=2))
-    assert seg._replicas(2, 1) == first and all(not r.closed for r in first)
+    assert seg.replicas(2, 1) == first and all(not r.closed for r in first)
     seg.close()
     assert all(r.closed for r in first)
 

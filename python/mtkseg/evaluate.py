@@ -21,8 +21,9 @@ import numpy as np
 
 from . import _io
 from .data import SegmentationDataset
-from .errors import DataError, InvalidArgumentError
+from .errors import DataError, InvalidArgumentError, InvalidTypeError
 from .metrics import ConfusionMatrix, SegmentationMetrics
+from .options import SegmenterOptions
 
 __all__ = ["EvalReport", "CompareReport", "evaluate_model", "compare_models", "draw_iou_bars", "side_by_side"]
 
@@ -98,10 +99,25 @@ def _pct(v: float, signed: bool = False) -> str:
     return f"{100 * v:+6.1f}" if signed else f"{100 * v:6.1f}"
 
 
-def _open_segmenter(model: PathLike, num_threads: int):
-    from .segmenter import Segmenter
+def _factory(segmenter_factory: Optional[Callable[[PathLike, int], object]],
+             options: Optional[SegmenterOptions]) -> Callable[[PathLike, int], object]:
+    """``segmenter_factory``, or one that opens a Segmenter from ``options`` (``model`` and,
+    unless ``options`` sets it, ``num_threads`` filled in)."""
+    if segmenter_factory is not None:
+        if options is not None:
+            raise InvalidArgumentError("options: give either options or segmenter_factory, not both")
+        return segmenter_factory
+    if options is not None and not isinstance(options, SegmenterOptions):
+        raise InvalidTypeError(f"options: expected a mtkseg.SegmenterOptions, got {type(options).__name__}")
+    base = options or SegmenterOptions()
 
-    return Segmenter(os.fspath(model), num_threads=num_threads)
+    def open_segmenter(model: PathLike, num_threads: int) -> object:
+        from .segmenter import Segmenter
+
+        threads = base.num_threads if base.num_threads is not None else num_threads
+        return Segmenter(options=base.replace(model=os.fspath(model), num_threads=threads))
+
+    return open_segmenter
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -133,6 +149,7 @@ def evaluate_model(
     limit: Optional[int] = None,
     progress: bool = True,
     segmenter_factory: Optional[Callable[[PathLike, int], object]] = None,
+    options: Optional[SegmenterOptions] = None,
 ) -> EvalReport:
     """Stream ``data/images/split`` through the model and score it against ``data/masks/split``.
 
@@ -141,10 +158,12 @@ def evaluate_model(
         data: dataset folder (see :mod:`mtkseg.data`).
         limit: evaluate only the first N images.
         segmenter_factory: ``f(model, num_threads)`` returning an object with ``run(frame_bgr)``;
-            defaults to :class:`mtkseg.segmenter.Segmenter`.
+            defaults to a :class:`mtkseg.Segmenter` built from ``options``.
+        options: the :class:`~mtkseg.SegmenterOptions` of the Segmenter (``model`` is replaced
+            by ``model``; ``num_threads`` used when the options leave it None).
     """
     ds, n = _dataset(data, split, limit)
-    seg = (segmenter_factory or _open_segmenter)(model, num_threads)
+    seg = _factory(segmenter_factory, options)(model, num_threads)
     cm = ConfusionMatrix(ds.num_classes, ds.classes.ignore_index, ds.classes.names)
     t_run = 0.0
     with _progress(n, f"eval {Path(model).name}", progress) as bar:
@@ -171,12 +190,13 @@ def compare_models(
     progress: bool = True,
     segmenter_factory: Optional[Callable[[PathLike, int], object]] = None,
     overwrite: bool = True,
+    options: Optional[SegmenterOptions] = None,
 ) -> CompareReport:
     """Score two models on the same split, measure their pixel agreement and (with ``out_dir``)
     write side-by-side PNGs of the ``num_examples`` images where they differ most (atomically;
     ``overwrite=False`` refuses existing files, see :mod:`mtkseg._io`)."""
     ds, n = _dataset(data, split, limit)
-    factory = segmenter_factory or _open_segmenter
+    factory = _factory(segmenter_factory, options)
     seg_a, seg_b = factory(model_a, num_threads), factory(model_b, num_threads)
     cm_a = ConfusionMatrix(ds.num_classes, ds.classes.ignore_index, ds.classes.names)
     cm_b = ConfusionMatrix(ds.num_classes, ds.classes.ignore_index, ds.classes.names)

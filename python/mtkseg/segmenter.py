@@ -23,7 +23,7 @@ import time
 import traceback
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -34,21 +34,20 @@ from .errors import (FrameError, InvalidArgumentError, InvalidModelError, Invali
                      ReentrantCallError)
 from .result import SegmentationResult
 from .runtime import ModelInfo, describe_model, input_plan, open_session, read_model_file
+from .options import PriorLike, SegmenterOptions, check_prior
 from .runtime.coverage import DelegateCoverage
-from .runtime.delegates import DelegateSpec
-from .runtime.info import NormalizationArg, OutputArg
-from .runtime.labels import LabelsArg
 from .runtime.metadata import read_sidecar
 
-__all__ = ["Segmenter", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .video import StreamOptions, VideoStream
+
+__all__ = ["Segmenter", "SegmenterOptions", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
 
 DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
 
 log = logging.getLogger("mtkseg")
 
 ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
-#: The 4th input channel of RGB + mask models: a probability in [0, 1], or an ``HxW`` map of them.
-PriorLike = Union[float, np.ndarray]
 FrameLike = Union[np.ndarray, str, "os.PathLike[str]", Any]
 
 
@@ -78,34 +77,6 @@ def default_model_path() -> Optional[Path]:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _choice(value: object, options: Tuple[str, ...], name: str) -> str:
-    if not isinstance(value, str) or value.lower() not in options:
-        raise InvalidArgumentError(f"{name}: expected one of {list(options)}, got {value!r}")
-    return value.lower()
-
-
-def _size_arg(value: Optional[Sequence[int]], name: str) -> Optional[Tuple[int, int]]:
-    if value is None:
-        return None
-    return ops.check_size(value, name)  # bounded: (10**6, 10**6) is a typed error, not a MemoryError
-
-
-def _prior_arg(value: object, name: str = "prior") -> Union[float, np.ndarray]:
-    """A validated prior: a float in [0, 1] or a finite 2-D float32 map of values in [0, 1]."""
-    if isinstance(value, np.ndarray):
-        if value.ndim != 2 or value.size == 0:
-            raise InvalidArgumentError(f"{name}: expected an HxW map of probabilities, got shape {value.shape}")
-        arr = value.astype(np.float32) / 255.0 if value.dtype == np.uint8 else value.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-            raise InvalidArgumentError(f"{name}: probabilities must lie in [0, 1] (uint8 maps are read as x/255)")
-        return arr
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidTypeError(f"{name}: expected a probability in [0, 1] or an HxW array, got {type(value).__name__}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise InvalidArgumentError(f"{name}: expected a probability in [0, 1], got {value!r}")
-    return float(value)
 
 
 def _as_frame(frame: FrameLike, color: str) -> Tuple[np.ndarray, str]:
@@ -202,8 +173,14 @@ class _OwnedLock:
 class Segmenter:
     """Semantic segmentation with a TFLite model.
 
+    ``Segmenter(model, **options)`` and ``Segmenter(options=SegmenterOptions(...))`` are the
+    same: keyword arguments are the fields of :class:`~mtkseg.SegmenterOptions` (listed below),
+    applied on top of ``options`` when both are given, and validated there once.
+
     Args:
-        model: path to a ``.tflite`` file (or its bytes); None for the bundled CamVid model.
+        model: path to a ``.tflite`` file (or its bytes); None for the bundled CamVid model
+            (or ``options.model``).
+        options: a :class:`~mtkseg.SegmenterOptions` holding all of the below.
         delegate: ``"auto"`` (default), ``"cpu"``/``"xnnpack"``, ``"gpu"``, ``"nnapi"``,
             ``"neuron"``, a delegate ``.so`` path, or an ordered list; see
             :mod:`mtkseg.runtime.delegates`.
@@ -250,43 +227,23 @@ class Segmenter:
     separately so a pipeline can spread them over threads (:mod:`mtkseg.video` does).
     """
 
-    def __init__(
-        self,
-        model: Union[str, "os.PathLike[str]", bytes, None] = None,
-        *,
-        delegate: DelegateSpec = "auto",
-        delegate_options: Optional[Mapping[str, object]] = None,
-        num_threads: Optional[int] = None,
-        color: str = "bgr",
-        fit: str = "stretch",
-        upsample: str = "nearest",
-        interpolation: str = "linear",
-        normalization: NormalizationArg = None,
-        labels: LabelsArg = None,
-        output_size: Optional[Sequence[int]] = None,
-        accelerator: Union[str, Sequence[str], None] = None,
-        input_size: Optional[Sequence[int]] = None,
-        output: OutputArg = None,
-        output_map_size: Optional[Sequence[int]] = None,
-        prior: PriorLike = 0.0,
-    ):
+    def __init__(self, model: Union[str, "os.PathLike[str]", bytes, None] = None, *,
+                 options: Optional[SegmenterOptions] = None, **kwargs: Any) -> None:
+        if options is not None and not isinstance(options, SegmenterOptions):
+            raise InvalidTypeError(f"options: expected a mtkseg.SegmenterOptions, got {type(options).__name__}")
+        if model is not None:
+            kwargs["model"] = model
+        # Keyword arguments build (or change) the same options object: declared once, validated once.
+        opts = SegmenterOptions.from_kwargs(options, **kwargs)
         self._lock = _OwnedLock()
         self._session = None
         self._replica_pool: Dict[int, List["Segmenter"]] = {}
-        # What replicate() needs to open the same model again with the same options.
-        self._options: Dict[str, Any] = dict(
-            delegate=delegate, delegate_options=delegate_options, num_threads=num_threads, color=color, fit=fit,
-            upsample=upsample, interpolation=interpolation, normalization=normalization, labels=labels,
-            output_size=output_size, accelerator=accelerator, input_size=input_size, output=output,
-            output_map_size=output_map_size, prior=prior,
-        )
-        self._prior = _prior_arg(prior)
         self._pending: "weakref.WeakSet[SegmentationResult]" = weakref.WeakSet()
-        self._color = _choice(color, ("bgr", "rgb"), "color")
-        self._fit = _choice(fit, ("stretch", "letterbox"), "fit")
-        self._upsample = _choice(upsample, ("nearest", "bilinear"), "upsample")
-        self._interpolation = _choice(interpolation, ("linear", "area", "auto"), "interpolation")
-        self._output_size = _size_arg(output_size, "output_size")
+        self._prior = opts.prior
+        self._color, self._fit, self._upsample = opts.color, opts.fit, opts.upsample
+        self._interpolation = opts.interpolation
+        self._output_size = opts.output_size
+        model = opts.model
         if model is None or (isinstance(model, str) and model == "default" and not os.path.exists(model)):
             found = default_model_path()
             if found is None:
@@ -294,22 +251,20 @@ class Segmenter:
                     f"the bundled default model ({DEFAULT_MODEL_NAME}) is not installed; pass a model: "
                     "mtkseg.Segmenter('path/to/model.tflite')"
                 )
-            model = found
-        if isinstance(model, os.PathLike):
-            model = os.fspath(model)
-        if not isinstance(model, (str, bytes, bytearray, memoryview)):
-            raise InvalidTypeError(f"model: expected a path (str or Path), bytes or None, got {type(model).__name__}")
-        self._model_arg: Any = model if isinstance(model, str) else bytes(model)
+            model = os.fspath(found)
+        #: What replicate() opens again: the resolved model and the options as given.
+        self._options = opts.replace(model=model) if model is not opts.model else opts
         self._file = read_model_file(model)  # validates the flatbuffer before any runtime sees it
-        alloc_shape, resizable = input_plan(self._file, input_size)
+        alloc_shape, resizable = input_plan(self._file, opts.input_size)
         session = open_session(
-            self._file, alloc_shape, resizable=resizable, delegate=delegate, delegate_options=delegate_options,
-            num_threads=num_threads, accelerator=accelerator,
+            self._file, alloc_shape, resizable=resizable, delegate=opts.delegate,
+            delegate_options=opts.delegate_options, num_threads=opts.num_threads, accelerator=opts.accelerator,
         )
         try:
             # Described from the tensors as allocated: old converters leave stale shapes in the file.
-            info = describe_model(self._file, labels=labels, normalization=normalization, input_size=input_size,
-                                  output=output, output_map_size=output_map_size, tensors=session.tensor_specs())
+            info = describe_model(self._file, labels=opts.labels, normalization=opts.normalization,
+                                  input_size=opts.input_size, output=opts.output, output_map_size=opts.output_map_size,
+                                  tensors=session.tensor_specs())
             session.select_output(info.output_index)
             in_shape, out_shape = session.shapes()
         except BaseException:
@@ -317,7 +272,7 @@ class Segmenter:
             raise
         self._session = session
         self._info = info.with_shapes(in_shape, out_shape)
-        if not self._info.input_prior and (isinstance(prior, np.ndarray) or prior != 0.0):
+        if not self._info.input_prior and (isinstance(opts.prior, np.ndarray) or opts.prior != 0.0):
             raise InvalidArgumentError("prior: this model has no mask input channel (info.input_prior is False)")
         try:
             self._palette = _model_palette(self._info)
@@ -336,6 +291,12 @@ class Segmenter:
             self._in_q = {}
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def options(self) -> SegmenterOptions:
+        """The options this Segmenter was built from (``model`` resolved: the bundled model's
+        path for None/``"default"``); ``Segmenter(options=seg.options)`` opens the same again."""
+        return self._options
 
     @property
     def info(self) -> ModelInfo:
@@ -522,11 +483,12 @@ class Segmenter:
         (``num_threads`` as given, default this one's).  Replicas run in parallel; close them
         when done.  What loading logs (a delegate skipped, XNNPACK falling back, a normalization
         assumed) was said when this one loaded: for the replica it goes to DEBUG."""
-        options = dict(self._options, num_threads=self._require_open().num_threads if num_threads is None else num_threads)
+        threads = self._require_open().num_threads if num_threads is None else num_threads
+        options = self._options.replace(num_threads=threads)
         with demoted_logs():
-            return Segmenter(self._model_arg, **options)
+            return Segmenter(options=options)
 
-    def _replicas(self, count: int, num_threads: int) -> List["Segmenter"]:
+    def replicas(self, count: int, num_threads: int) -> List["Segmenter"]:
         """``count`` replicas with ``num_threads`` threads each, kept for reuse by later
         pipelines and closed with this Segmenter."""
         with self._lock:
@@ -554,7 +516,7 @@ class Segmenter:
             return self._prior
         if not self._info.input_prior:
             raise InvalidArgumentError("prior: this model has no mask input channel (info.input_prior is False)")
-        return _prior_arg(prior)
+        return check_prior(prior)
 
     def _preprocess(self, image: np.ndarray, color: str, dst: np.ndarray,
                     prior: Union[float, np.ndarray] = 0.0) -> ops.InputGeometry:
@@ -671,12 +633,15 @@ class Segmenter:
             )
         return [self.run(f, score_filter=score_filter) for f in frames]
 
-    def stream(self, source: Any, **kwargs: Any) -> Any:
-        """Segment a video source frame by frame; see :func:`mtkseg.video.stream` for the
-        sources (file, camera index, URL, image folder) and options (smoothing, output...)."""
+    def stream(self, source: Any, *, options: "Optional[StreamOptions]" = None, **kwargs: Any) -> "VideoStream":
+        """Segment a video source frame by frame: :func:`mtkseg.video.stream` on this Segmenter.
+
+        ``source``: a file, camera index, URL, image folder, glob or iterable of frames;
+        ``options``: a :class:`~mtkseg.StreamOptions`, or its fields as keyword arguments
+        (``smoothing``, ``every``, ``max_frames``, ``workers``...)."""
         from .video import stream
 
-        return stream(self, source, **kwargs)
+        return stream(self, source, options=options, **kwargs)
 
     # ------------------------------------------------------------------ lifetime
 

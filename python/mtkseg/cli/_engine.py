@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict
+from typing import Any
 
 from ._types import positive_int
 
@@ -34,12 +34,12 @@ def check_engine_arguments(args: argparse.Namespace) -> None:
         raise InvalidArgumentError("--workers and --address apply to --engine ray; add --engine ray or drop them")
 
 
-def _options(args: argparse.Namespace, **kwargs: Any) -> Dict[str, Any]:
+def _options(args: argparse.Namespace, **kwargs: Any) -> Any:
+    """The actors' :class:`~mtkseg.SegmenterOptions` (``num_threads`` left to ``--threads`` as
+    each actor's CPUs)."""
     from .run import segmenter_options
 
-    options = segmenter_options(args, **kwargs)
-    options.pop("num_threads")  # = the CPUs of each actor: --threads
-    return options
+    return segmenter_options(args, **kwargs).replace(num_threads=None)
 
 
 def run_ray(args: argparse.Namespace) -> int:

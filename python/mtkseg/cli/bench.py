@@ -13,7 +13,7 @@ import json
 from typing import Dict, List
 
 from ._types import positive_int, size_hw
-from .run import add_runtime_arguments, make_segmenter
+from .run import add_runtime_arguments, resolve_model, segmenter_options
 
 HELP = "time Segmenter.run (pre / infer / post) on a synthetic or given frame"
 
@@ -82,10 +82,13 @@ def handler(args: argparse.Namespace) -> int:
             raise FrameError(f"--image: cannot read {args.image}")
     else:
         frame = synthetic_frame(args.size)
+    from ..segmenter import Segmenter
+
+    # One options object; each --threads value is a copy of it with num_threads changed.
+    options = segmenter_options(args, model=resolve_model(args.model), num_threads=None, upsample=args.upsample)
     rows = []
     for threads in args.threads or [None]:
-        ns = argparse.Namespace(**{**vars(args), "threads": threads})
-        with make_segmenter(ns, upsample=args.upsample) as seg:
+        with Segmenter(options=options.replace(num_threads=threads)) as seg:
             med = measure(seg, frame, args.runs, args.warmup)
             rows.append({"threads": seg.num_threads, "backend": seg.backend, "delegate": seg.delegate, **med})
     if args.json:

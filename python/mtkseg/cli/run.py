@@ -13,11 +13,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence
 
 from .. import _io
 from ._engine import add_engine_arguments, check_engine_arguments, run_ray
 from ._types import positive_int, size_hw, unit_float
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..options import SegmenterOptions
+    from ..segmenter import Segmenter
 
 HELP = "segment images: write mask/overlay PNGs, print timings and class shares"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -69,19 +73,24 @@ def resolve_model(model: str) -> str:
     return str(found)
 
 
-def segmenter_options(args: argparse.Namespace, **kwargs: Any) -> Dict[str, Any]:
-    """The Segmenter keyword arguments the runtime options ask for (plus ``kwargs``)."""
+def segmenter_options(args: argparse.Namespace, **kwargs: Any) -> "SegmenterOptions":
+    """The :class:`~mtkseg.SegmenterOptions` the runtime options ask for, with ``kwargs``
+    (other fields: ``model``, ``fit``, ``upsample``...) on top."""
+    from ..options import SegmenterOptions
+
     delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
-    return dict(delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
-                input_size=args.input_size, interpolation=args.interpolation, **kwargs)
+    return SegmenterOptions.from_kwargs(**{**dict(
+        delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
+        input_size=args.input_size, interpolation=args.interpolation), **kwargs})
 
 
-def make_segmenter(args: argparse.Namespace, model: Any = None, **kwargs: Any):
-    """A Segmenter configured from the runtime options; ``model`` (default ``args.model``,
+def make_segmenter(args: argparse.Namespace, model: Any = None, **kwargs: Any) -> "Segmenter":
+    """A Segmenter built from :func:`segmenter_options`; ``model`` (default ``args.model``,
     "default" = bundled model) names the file."""
     from ..segmenter import Segmenter
 
-    return Segmenter(resolve_model(args.model if model is None else model), **segmenter_options(args, **kwargs))
+    model = resolve_model(args.model if model is None else model)
+    return Segmenter(options=segmenter_options(args, model=model, **kwargs))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

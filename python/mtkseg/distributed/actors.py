@@ -17,7 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-__all__ = ["SegmentActor", "EvalActor", "result_schema", "share_columns"]
+from ..errors import InvalidTypeError
+from ..options import SegmenterOptions
+
+__all__ = ["SegmentActor", "EvalActor", "result_schema", "share_columns", "as_options", "options_with_threads"]
 
 ModelArg = Union[str, bytes]
 #: The outputs a run can write per frame: what -> file suffix (the names of ``mtkseg run``).
@@ -50,14 +53,15 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _open(model: ModelArg, options: Mapping[str, Any]) -> Any:
+def _open(model: ModelArg, options: SegmenterOptions) -> Any:
     from .. import ops
     from ..segmenter import Segmenter
 
-    threads = options.get("num_threads")
-    if threads:
-        ops.set_num_threads(int(threads))  # the native pre/post pool, not one thread per core of the node
-    return Segmenter(model, **options)
+    if not isinstance(options, SegmenterOptions):
+        raise InvalidTypeError(f"options: expected a mtkseg.SegmenterOptions, got {type(options).__name__}")
+    if options.num_threads:
+        ops.set_num_threads(options.num_threads)  # the native pre/post pool, not one thread per core of the node
+    return Segmenter(model, options=options)
 
 
 class SegmentActor:
@@ -65,8 +69,8 @@ class SegmentActor:
 
     Args:
         model: model path (on storage every node sees) or its bytes.
-        options: :class:`~mtkseg.Segmenter` keyword arguments, passed whole
-            (``num_threads`` = the actor's CPUs).
+        options: the :class:`~mtkseg.SegmenterOptions`, passed whole (it pickles;
+            ``num_threads`` = the actor's CPUs).
         out_dir: folder for ``<name>_mask.png`` (and ``_overlay.png``/``_color.png``).
         outputs: which of ``"mask"``, ``"overlay"``, ``"color"`` to write.
         alpha: overlay opacity; ``legend``: draw the class legend on overlays and colour masks.
@@ -76,10 +80,10 @@ class SegmentActor:
     file once more and the table holds each frame once.
     """
 
-    def __init__(self, model: ModelArg, options: Mapping[str, Any], out_dir: str,
+    def __init__(self, model: ModelArg, options: SegmenterOptions, out_dir: str,
                  outputs: Sequence[str] = ("mask",), alpha: float = 0.5, legend: bool = False) -> None:
         self._seg = _open(model, options)
-        self._rgb = options.get("color", "bgr") == "rgb"
+        self._rgb = options.color == "rgb"
         self._out = Path(out_dir)
         self._outputs = tuple(outputs)
         self._alpha = float(alpha)
@@ -195,7 +199,7 @@ class EvalActor:
     new one and keeps the outputs of finished batches, so every image is counted once.
     """
 
-    def __init__(self, model: ModelArg, options: Mapping[str, Any], data: str, split: str) -> None:
+    def __init__(self, model: ModelArg, options: SegmenterOptions, data: str, split: str) -> None:
         from ..data import SegmentationDataset
 
         self._ds = SegmentationDataset(data, split)
@@ -239,6 +243,19 @@ class EvalActor:
         return total.matrix, counted, errors, run_s
 
 
-def options_with_threads(options: Optional[Mapping[str, Any]], threads: int) -> Dict[str, Any]:
-    """``options`` (Segmenter keywords) with ``num_threads`` set to the actor's CPUs."""
-    return {**dict(options or {}), "num_threads": int(threads)}
+def as_options(options: Union[SegmenterOptions, Mapping[str, Any], None]) -> SegmenterOptions:
+    """``options`` as a :class:`~mtkseg.SegmenterOptions` (a mapping of Segmenter keyword
+    arguments is still accepted and converted once)."""
+    if options is None:
+        return SegmenterOptions()
+    if isinstance(options, SegmenterOptions):
+        return options
+    if isinstance(options, Mapping):
+        return SegmenterOptions.from_kwargs(**options)
+    raise InvalidTypeError(f"options: expected a mtkseg.SegmenterOptions (or a dict of its fields), got "
+                           f"{type(options).__name__}")
+
+
+def options_with_threads(options: Union[SegmenterOptions, Mapping[str, Any], None], threads: int) -> SegmenterOptions:
+    """``options`` with ``num_threads`` set to the actor's CPUs."""
+    return as_options(options).replace(num_threads=int(threads))

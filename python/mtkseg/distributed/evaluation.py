@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DistributedError
 from ..evaluate import EvalReport, _dataset
 from ..metrics import ConfusionMatrix
+from ..options import SegmenterOptions
 from . import _ray
 from .actors import EvalActor, options_with_threads
 from .run import ModelLike, _model_arg, model_label, probe_model, resolve_threads, resolve_workers
@@ -49,7 +50,7 @@ def evaluate(
     data: PathLike,
     split: str = "test",
     *,
-    options: Optional[Mapping[str, Any]] = None,
+    options: Union[SegmenterOptions, Mapping[str, Any], None] = None,
     workers: Optional[int] = None,
     cpus_per_worker: Optional[int] = None,
     limit: Optional[int] = None,

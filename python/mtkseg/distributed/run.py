@@ -14,8 +14,9 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import _io
 from ..errors import DistributedError, InvalidArgumentError
+from ..options import SegmenterOptions
 from . import _ray
-from .actors import OUTPUT_SUFFIXES, SegmentActor, options_with_threads
+from .actors import OUTPUT_SUFFIXES, SegmentActor, as_options, options_with_threads
 from .sources import frame_count, work_items, work_rows
 
 __all__ = ["RunReport", "segment", "PARQUET_NAME"]
@@ -83,18 +84,18 @@ def model_label(model: ModelLike, full: bool = False) -> str:
     return os.fspath(model) if full else Path(model).name
 
 
-def probe_model(model: Union[str, bytes], options: Mapping[str, Any]) -> Tuple[str, ...]:
+def probe_model(model: Union[str, bytes], options: SegmenterOptions) -> Tuple[str, ...]:
     """Open the model once on the driver with the actors' options: a bad model or option fails
     here, before any actor starts.  Returns the class names."""
     from ..segmenter import Segmenter
 
-    with Segmenter(model, **{**options, "num_threads": 1}) as seg:
+    with Segmenter(model, options=options.replace(num_threads=1)) as seg:
         return tuple(seg.class_names)
 
 
-def resolve_threads(options: Optional[Mapping[str, Any]], cpus_per_worker: Optional[int]) -> int:
-    """CPUs per actor: ``cpus_per_worker``, else ``options["num_threads"]``, else 1."""
-    given = (options or {}).get("num_threads")
+def resolve_threads(options: Union[SegmenterOptions, Mapping[str, Any], None], cpus_per_worker: Optional[int]) -> int:
+    """CPUs per actor: ``cpus_per_worker``, else ``options.num_threads``, else 1."""
+    given = as_options(options).num_threads
     threads = cpus_per_worker if cpus_per_worker is not None else (given or 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InvalidArgumentError(f"cpus_per_worker: expected a positive int, got {threads!r}")
@@ -157,7 +158,7 @@ def segment(
     sources: Union[PathLike, Sequence[PathLike]],
     out_dir: PathLike,
     *,
-    options: Optional[Mapping[str, Any]] = None,
+    options: Union[SegmenterOptions, Mapping[str, Any], None] = None,
     workers: Optional[int] = None,
     cpus_per_worker: Optional[int] = None,
     overlay: bool = False,
@@ -183,7 +184,7 @@ def segment(
         out_dir: ``<name>_mask.png`` per image (``<name>_<frame:06d>_mask.png`` per video
             frame), ``_overlay.png``/``_color.png`` with ``overlay``/``color_mask``, and
             ``results.parquet`` (see :class:`RunReport`); names as ``mtkseg run`` gives them.
-        options: :class:`~mtkseg.Segmenter` keyword arguments, passed whole to every actor.
+        options: a :class:`~mtkseg.SegmenterOptions` (or a dict of its fields), passed whole to every actor.
         workers: actors (default: cluster CPUs // ``cpus_per_worker``).
         cpus_per_worker: CPUs per actor, which are its interpreter threads (default 1).
         alpha, legend: overlay opacity; class legend on overlays and colour masks.

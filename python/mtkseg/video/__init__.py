@@ -16,11 +16,15 @@ Quick start::
 
 Modules: :mod:`~mtkseg.video.sources` (``open_source``, ``Frame``), :mod:`~mtkseg.video.pipeline`
 (``stream``, ``VideoStream``), :mod:`~mtkseg.video.smoothing`, :mod:`~mtkseg.video.sinks`,
-:mod:`~mtkseg.video.stats` (``StreamStats``), :mod:`~mtkseg.video.process`.
+:mod:`~mtkseg.video.stats` (``StreamStats``), :mod:`~mtkseg.video.process`,
+:mod:`~mtkseg.video.options` (``StreamOptions``), :mod:`~mtkseg.video.protocol` (what the
+pipeline needs of a segmenter).
 """
 
-from .pipeline import DEFAULT_QUEUE_SIZE, VideoStream, stream
+from .options import DEFAULT_QUEUE_SIZE, StreamOptions
+from .pipeline import VideoStream, stream
 from .process import process
+from .protocol import FrameSegmenter, RecurrentSegmenter, SegmenterLike, StagedSegmenter
 from .sinks import CallbackSink, MaskSink, Sink, VideoSink, VIDEO_CODECS
 from .smoothing import EMASmoother, Mode3Smoother, TemporalSmoother, flicker, make_smoother
 from .sources import CaptureSource, Frame, ImageFolderSource, IterableSource, VideoSource, open_source
@@ -30,6 +34,11 @@ __all__ = [
     "stream",
     "process",
     "VideoStream",
+    "StreamOptions",
+    "FrameSegmenter",
+    "StagedSegmenter",
+    "RecurrentSegmenter",
+    "SegmenterLike",
     "DEFAULT_QUEUE_SIZE",
     "open_source",
     "Frame",

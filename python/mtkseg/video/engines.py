@@ -15,11 +15,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import _validate as v
 from ..errors import InvalidArgumentError, InvalidTypeError
+from .protocol import (FrameSegmenter, RecurrentSegmenter, ResultLike, ScoreFilter, SegmenterLike, StagedSegmenter,
+                       replicas_of)
 
 log = logging.getLogger("mtkseg.video")
 
@@ -29,14 +32,11 @@ __all__ = ["RunEngine", "RecurrentEngine", "StagedEngine", "check_segmenter", "m
 #: for little throughput on small models.
 MAX_AUTO_WORKERS = 4
 
-ScoreFilter = Callable[[np.ndarray, float, int], np.ndarray]
-
-
-def _is_staged(segmenter: Any) -> bool:
+def _is_staged(segmenter: object) -> bool:
     return all(callable(getattr(segmenter, name, None)) for name in ("prepare", "infer", "finish", "replicate"))
 
 
-def plan_workers(segmenter: Any, live: bool, workers: Optional[int]) -> Tuple[int, Optional[int]]:
+def plan_workers(segmenter: SegmenterLike, live: bool, workers: Optional[int]) -> Tuple[int, Optional[int]]:
     """``(workers, interpreter threads per worker)`` for a stream (threads None: the
     segmenter's own setting, used by the segmenter itself as the only worker).
 
@@ -46,9 +46,7 @@ def plan_workers(segmenter: Any, live: bool, workers: Optional[int]) -> Tuple[in
     """
     staged = _is_staged(segmenter)
     if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise InvalidArgumentError(f"workers: expected an integer >= 1 or None (automatic), got {workers!r}")
-        workers = int(workers)
+        workers = v.integer(workers, "workers", minimum=1, expected="an integer >= 1 or None (automatic)")
         if workers > 1 and live:
             raise InvalidArgumentError(
                 "workers: live mode runs one frame at a time to keep latency low; use workers=1 (or None), "
@@ -74,7 +72,7 @@ class RunEngine:
     workers = 1
     whole_frames = True  # stage timings come from the results, not from the pipeline's stages
 
-    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter]) -> None:
+    def __init__(self, segmenter: FrameSegmenter, score_filter: Optional[ScoreFilter]) -> None:
         self._segmenter = segmenter
         self._score_filter = score_filter
 
@@ -86,7 +84,7 @@ class RunEngine:
             return self._segmenter.run(prepared)
         return self._segmenter.run(prepared, score_filter=self._score_filter)
 
-    def finish(self, inferred: Any) -> Any:
+    def finish(self, inferred: Any) -> ResultLike:
         return inferred
 
     def close(self) -> None:
@@ -100,7 +98,7 @@ class RecurrentEngine(RunEngine):
     """Whole frames through ``segmenter.run`` on one worker, each frame's prior being the
     previous frame's foreground probability (the first frame gets the Segmenter's ``prior``)."""
 
-    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter]) -> None:
+    def __init__(self, segmenter: RecurrentSegmenter, score_filter: Optional[ScoreFilter]) -> None:
         super().__init__(segmenter, score_filter)
         self._previous: Optional[np.ndarray] = None
 
@@ -119,19 +117,18 @@ class StagedEngine:
 
     whole_frames = False
 
-    def __init__(self, segmenter: Any, score_filter: Optional[ScoreFilter], workers: int,
+    def __init__(self, segmenter: StagedSegmenter, score_filter: Optional[ScoreFilter], workers: int,
                  threads_per_worker: Optional[int]) -> None:
         self._segmenter = segmenter
         self._score_filter = score_filter
         self.workers = workers
         self.threads_per_worker = threads_per_worker if threads_per_worker is not None else segmenter.num_threads
-        self._owned: List[Any] = []  # replicas this engine opened (and closes)
-        if threads_per_worker is None:
-            self._runners: List[Any] = [segmenter]
-        elif callable(getattr(segmenter, "_replicas", None)):  # a Segmenter keeps them for the next stream
-            self._runners = list(segmenter._replicas(workers, threads_per_worker))
-        else:
-            self._runners = self._owned = [segmenter.replicate(num_threads=threads_per_worker) for _ in range(workers)]
+        self._owned: List[StagedSegmenter] = []  # replicas this engine opened (and closes)
+        self._runners: List[StagedSegmenter] = [segmenter]
+        if threads_per_worker is not None:  # a Segmenter keeps its replicas for the next stream
+            self._runners, owned = replicas_of(segmenter, workers, threads_per_worker)
+            if owned:
+                self._owned = self._runners
 
     def prepare(self, image: np.ndarray) -> Any:
         return self._segmenter.prepare(image)
@@ -139,13 +136,15 @@ class StagedEngine:
     def infer(self, worker: int, prepared: Any) -> Tuple[Any, Any]:
         return prepared, self._runners[worker].infer(prepared)
 
-    def finish(self, inferred: Tuple[Any, Any]) -> Any:
+    def finish(self, inferred: Tuple[Any, Any]) -> ResultLike:
         prepared, output = inferred
         return self._segmenter.finish(prepared, output, score_filter=self._score_filter)
 
     def close(self) -> None:
         for runner in self._owned:
-            runner.close()
+            close = getattr(runner, "close", None)
+            if callable(close):
+                close()
         self._runners, self._owned = [], []
 
     def __repr__(self) -> str:
@@ -156,7 +155,7 @@ class StagedEngine:
         return f"{workers} x {self.threads_per_worker} thread" + ("s" if self.threads_per_worker > 1 else "")
 
 
-def check_segmenter(segmenter: Any) -> None:
+def check_segmenter(segmenter: object) -> None:
     """Raise InvalidTypeError unless ``segmenter`` can segment frames (has ``run``)."""
     if not callable(getattr(segmenter, "run", None)):
         raise InvalidTypeError(
@@ -164,8 +163,8 @@ def check_segmenter(segmenter: Any) -> None:
         )
 
 
-def make_engine(segmenter: Any, live: bool, workers: Optional[int],
-                score_filter: Optional[ScoreFilter]) -> Any:
+def make_engine(segmenter: SegmenterLike, live: bool, workers: Optional[int],
+                score_filter: Optional[ScoreFilter]) -> "Union[RunEngine, RecurrentEngine, StagedEngine]":
     """The engine for ``segmenter`` (see :func:`plan_workers` for ``workers``)."""
     check_segmenter(segmenter)
     info = getattr(segmenter, "info", None)
@@ -176,8 +175,8 @@ def make_engine(segmenter: Any, live: bool, workers: Optional[int],
                 f"another on one worker; use workers=1 (or None), got {workers!r}"
             )
         log.info("stream: the model's 4th input channel takes the previous frame's mask: one worker, in order")
-        return RecurrentEngine(segmenter, score_filter)
+        return RecurrentEngine(segmenter, score_filter)  # type: ignore[arg-type]  (checked above)
     count, threads = plan_workers(segmenter, live, workers)
     if not _is_staged(segmenter):
         return RunEngine(segmenter, score_filter)
-    return StagedEngine(segmenter, score_filter, count, threads)
+    return StagedEngine(segmenter, score_filter, count, threads)  # type: ignore[arg-type]  (_is_staged)

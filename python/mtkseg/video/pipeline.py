@@ -47,6 +47,8 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidTypeError, MtksegError, StreamError
 from .engines import check_segmenter, make_engine
+from .options import DEFAULT_QUEUE_SIZE, StreamOptions
+from .protocol import SegmenterLike
 from .smoothing import TemporalSmoother, flicker, make_smoother
 from .sources import NETWORK_TIMEOUT_MS, Frame, SourceLike, VideoSource, open_source
 from .stats import StreamStats
@@ -55,8 +57,6 @@ __all__ = ["VideoStream", "stream", "DEFAULT_QUEUE_SIZE"]
 
 log = logging.getLogger(__name__)
 
-#: Frames held between stages in file mode (per queue).
-DEFAULT_QUEUE_SIZE = 4
 _POLL_S = 0.05
 _END = object()  # end-of-stream marker passed down the queues
 
@@ -103,14 +103,6 @@ class _LatestSlot:
             raise queue.Empty
 
 
-def _positive_int(value: Any, name: str, allow_none: bool = False) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgumentError(f"{name}: expected an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
 class VideoStream:
     """Iterator of ``(Frame, SegmentationResult)`` over a source, computed in background threads.
 
@@ -124,30 +116,14 @@ class VideoStream:
     that caused it.  Either way the stream is closed and :attr:`StreamStats.error` set.
     """
 
-    def __init__(
-        self,
-        segmenter: Any,
-        source: Union[SourceLike, VideoSource],
-        *,
-        live: Optional[bool] = None,
-        smoothing: Union[None, str, TemporalSmoother] = None,
-        ema_momentum: Optional[float] = None,
-        every: int = 1,
-        max_frames: Optional[int] = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
-        realtime: Optional[bool] = None,
-        fps: Optional[float] = None,
-        workers: Optional[int] = None,
-    ) -> None:
+    def __init__(self, segmenter: SegmenterLike, source: Union[SourceLike, VideoSource], *,
+                 options: Optional[StreamOptions] = None, **kwargs: Any) -> None:
         check_segmenter(segmenter)  # before opening the source
-        self._every = _positive_int(every, "every")
-        self._max_frames = _positive_int(max_frames, "max_frames", allow_none=True)
-        self._queue_size = _positive_int(queue_size, "queue_size")
-        if live is not None and not isinstance(live, bool):
-            raise InvalidTypeError(f"live: expected True, False or None, got {type(live).__name__}")
-        if realtime is not None and not isinstance(realtime, bool):
-            raise InvalidTypeError(f"realtime: expected True, False or None, got {type(realtime).__name__}")
-        self._smoother = make_smoother(smoothing, momentum=ema_momentum)
+        opts = StreamOptions.from_kwargs(options, **kwargs)
+        self.options = opts
+        live, realtime, fps, workers = opts.live, opts.realtime, opts.fps, opts.workers
+        self._every, self._max_frames, self._queue_size = opts.every, opts.max_frames, opts.queue_size
+        self._smoother = make_smoother(opts.smoothing, momentum=opts.ema_momentum)
         self.segmenter = segmenter
         self.source: VideoSource = open_source(source, live=live, fps=fps)
         self.live = self.source.live if live is None else live
@@ -497,20 +473,8 @@ def _drain(q: Union[queue.Queue, _LatestSlot]) -> None:
             return
 
 
-def stream(
-    segmenter: Any,
-    source: Union[SourceLike, VideoSource],
-    *,
-    live: Optional[bool] = None,
-    smoothing: Union[None, str, TemporalSmoother] = None,
-    ema_momentum: Optional[float] = None,
-    every: int = 1,
-    max_frames: Optional[int] = None,
-    queue_size: int = DEFAULT_QUEUE_SIZE,
-    realtime: Optional[bool] = None,
-    fps: Optional[float] = None,
-    workers: Optional[int] = None,
-) -> VideoStream:
+def stream(segmenter: SegmenterLike, source: Union[SourceLike, VideoSource], *,
+           options: Optional[StreamOptions] = None, **kwargs: Any) -> VideoStream:
     """Segment a video stream: an iterator of ``(Frame, SegmentationResult)`` in source order.
 
     Args:
@@ -518,6 +482,9 @@ def stream(
             result with ``.mask``; ``run(frame, score_filter=...)`` for ``smoothing="ema"``).
         source: anything :func:`~mtkseg.video.open_source` accepts (file, camera index, URL,
             image folder or glob, iterable of frames) or an open source (the stream closes it).
+        options: a :class:`~mtkseg.StreamOptions`; keyword arguments are its fields (applied
+            on top of ``options`` when both are given):
+
         live: live mode (process only the newest frame, count dropped ones); default True
             for cameras and URLs, False otherwise.
         smoothing: None, ``"ema"`` (score EMA in the native core), ``"mode3"`` (majority of
@@ -539,7 +506,4 @@ def stream(
         A :class:`VideoStream`; its ``stats`` attribute is a live :class:`StreamStats`.
         Close it (or use ``with``) when you stop early.
     """
-    return VideoStream(
-        segmenter, source, live=live, smoothing=smoothing, ema_momentum=ema_momentum, every=every,
-        max_frames=max_frames, queue_size=queue_size, realtime=realtime, fps=fps, workers=workers,
-    )
+    return VideoStream(segmenter, source, options=options, **kwargs)

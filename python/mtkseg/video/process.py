@@ -9,6 +9,8 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 from ..errors import InvalidArgumentError, MtksegError
+from .options import StreamOptions
+from .protocol import SegmenterLike
 from .pipeline import VideoStream
 from .sinks import Sink, as_sinks
 from .sources import Frame, SourceLike, VideoSource
@@ -30,12 +32,13 @@ def _progress_total(s: VideoStream, max_frames: Optional[int], every: int) -> Op
 
 def process(
     source: Union[SourceLike, VideoSource],
-    segmenter: Any,
+    segmenter: SegmenterLike,
     sink: Union[None, str, os.PathLike, Sink, Sequence[Any]] = None,
     callback: Optional[Callable[[Frame, Any], Any]] = None,
     *,
     progress: bool = False,
     on_error: str = "raise",
+    options: Optional[StreamOptions] = None,
     **stream_kw: Any,
 ) -> StreamStats:
     """Segment a whole stream, writing every result to the sinks; returns its statistics.
@@ -52,9 +55,9 @@ def process(
             logs it and returns the statistics with :attr:`StreamStats.error` set.  Either way
             every frame processed before the failure is written and the sinks are finalised
             first; the exception carries the statistics as ``exc.stats``.
-        **stream_kw: options of :func:`~mtkseg.video.stream` (``live``, ``smoothing``,
-            ``ema_momentum``, ``every``, ``max_frames``, ``queue_size``, ``realtime``, ``fps``,
-            ``workers``).
+        options: the stream's :class:`~mtkseg.StreamOptions`.
+        **stream_kw: its fields as keyword arguments (``live``, ``smoothing``, ``every``,
+            ``max_frames``, ``workers``...), applied on top of ``options``.
 
     Ctrl-C (KeyboardInterrupt) stops reading, writes the frames already in flight, finalises
     the sinks and re-raises KeyboardInterrupt (with ``.stats``); a second Ctrl-C abandons the
@@ -63,7 +66,7 @@ def process(
     if on_error not in ("raise", "warn"):
         raise InvalidArgumentError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
     sinks = as_sinks(sink, callback)
-    stream = VideoStream(segmenter, source, **stream_kw)
+    stream = VideoStream(segmenter, source, options=options, **stream_kw)
     stats = stream.stats
     bar = None
     failure: Optional[BaseException] = None
