@@ -71,6 +71,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--section", default="default-model", help="RESULTS.md section to write (one per thread count)")
     args = ap.parse_args()
     model = str(default_model_path()) if args.model == "default" else args.model
     paths = {"model": model, "reference": args.reference}
@@ -89,7 +90,8 @@ def main() -> int:
             runs[k].append(time_run(seg, frame, 10))
         ratios.append(inv["reference"][-1] / inv["model"][-1])
     lines = [f"`python bench/default_model.py --model {args.model} --reference {args.reference} "
-             f"--threads {args.threads} --rounds {args.rounds}`", "",
+             f"--threads {args.threads} --rounds {args.rounds}"
+             + (f" --section {args.section}" if args.section != "default-model" else "") + " --write-results`", "",
              "| model | GMACs (from .tflite) | size | invoke | run() 1280x720 | pre | post | (pre+post)/invoke |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for k, p in paths.items():
@@ -108,7 +110,10 @@ def main() -> int:
     for seg in segs.values():
         seg.close()
     if args.write_results:
-        write_section("default-model", "## Default model vs the previous one (`bench/default_model.py`)\n\n" + text)
+        title = "## Default model vs the previous one (`bench/default_model.py`)"
+        if args.section != "default-model":
+            title += f", {args.threads} thread{'s' if args.threads != 1 else ''}"
+        write_section(args.section, title + "\n\n" + text)
     return 0
 
 
