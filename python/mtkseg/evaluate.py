@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from . import _io
+from . import _io, ops
 from .data import SegmentationDataset
 from .errors import DataError, InvalidArgumentError, InvalidTypeError
 from .metrics import ConfusionMatrix, SegmentationMetrics
@@ -240,9 +240,10 @@ def compare_models(
 
 
 def _colorize_rgb_palette(mask: np.ndarray, palette_rgb: np.ndarray) -> np.ndarray:
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(palette_rgb)] = palette_rgb[:, ::-1]  # BGR for OpenCV
-    return lut[mask]
+    """BGR colour image of ``mask`` (classes beyond the palette black): the native colorize."""
+    from .palettes import palette_for
+
+    return ops.colorize(mask, palette_for(palette_rgb, "bgr"))
 
 
 def side_by_side(

