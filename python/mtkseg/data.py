@@ -23,6 +23,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from . import _validate as _v
 from .errors import DataError, InvalidArgumentError
 
 __all__ = [
@@ -109,13 +110,7 @@ def read_mask(path: PathLike) -> np.ndarray:
 
 
 def _check_size(size: Sequence[int]) -> Tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"size: expected (height, width), got {size!r}") from None
-    if h < 1 or w < 1:
-        raise InvalidArgumentError(f"size: height and width must be positive, got {size!r}")
-    return h, w
+    return _v.size(size, "size")
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from . import ops
+from . import _validate as _v
 from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
@@ -169,8 +170,7 @@ class ConfusionMatrix:
         ignore_index: Optional[int] = 255,
         class_names: Optional[Sequence[str]] = None,
     ) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise InvalidArgumentError(f"num_classes: expected a positive integer, got {num_classes!r}")
+        num_classes = _v.integer(num_classes, "num_classes", minimum=1, expected="a positive integer")
         if class_names is not None and len(class_names) != num_classes:
             raise InvalidArgumentError(f"class_names: expected {num_classes} names, got {len(class_names)}")
         ops.check_ignore_index(ignore_index)  # None: no ignore index, every label counts

@@ -35,6 +35,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .._quiet import native_output_muted
+from .. import _validate as _v
 from ..errors import (
     DelegateError,
     InvalidArgumentError,
@@ -154,11 +155,9 @@ def check_num_threads(num_threads: Optional[int]) -> int:
     """Validate ``num_threads`` (None → usable cores)."""
     if num_threads is None:
         return default_num_threads()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
+    if not _v.is_int(num_threads):
         raise InvalidTypeError(f"num_threads: expected an int or None, got {type(num_threads).__name__}")
-    if num_threads < 1:
-        raise InvalidArgumentError(f"num_threads: expected >= 1 (or None for all usable cores), got {num_threads}")
-    return int(num_threads)
+    return _v.integer(num_threads, "num_threads", minimum=1, expected=">= 1 (or None for all usable cores)")
 
 
 # ----------------------------------------------------------------------------- interpreter

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from .. import _io
+from .. import _validate as _v
 from ..errors import InvalidArgumentError, InvalidTypeError, OutputError, StreamError
 from ._encoders import H264_NAMES, PyAVWriter, load_av, warn_no_av_once
 from .sources import Frame, VideoSource
@@ -176,12 +177,10 @@ class VideoSink(Sink):
             raise InvalidArgumentError(
                 f"path: cannot pick a codec for {str(path)!r}; use one of {', '.join(VIDEO_CODECS)} or pass codec="
             )
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0):
-            raise InvalidArgumentError(f"fps: expected a positive number, got {fps!r}")
+        _v.number(fps, "fps", minimum=0.0, min_open=True, none_ok=True, expected="a positive number")
         if not callable(render) and render not in RENDER_MODES:
             raise InvalidArgumentError(f"render: expected one of {RENDER_MODES} or a function, got {render!r}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise InvalidArgumentError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        _v.number(alpha, "alpha", minimum=0.0, maximum=1.0, expected="a number in [0, 1]")
         self.fps = float(fps) if fps is not None else None
         self.render = render
         self.alpha = float(alpha)

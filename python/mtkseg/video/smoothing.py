@@ -21,6 +21,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from .. import ops
+from .. import _validate as _v
 from ..errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["TemporalSmoother", "EMASmoother", "Mode3Smoother", "make_smoother", "flicker", "SMOOTHERS"]
@@ -58,7 +59,7 @@ class EMASmoother(TemporalSmoother):
     name = "ema"
 
     def __init__(self, momentum: float = 0.6) -> None:
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating, np.integer)):
+        if not _v.is_number(momentum):
             raise InvalidTypeError(f"momentum: expected a float in [0, 1), got {type(momentum).__name__}")
         if not 0.0 <= float(momentum) < 1.0:
             raise InvalidArgumentError(f"momentum: expected a value in [0, 1) (0 disables smoothing), got {momentum!r}")

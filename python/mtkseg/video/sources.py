@@ -32,6 +32,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from .. import _validate as _v
 from ..errors import InvalidArgumentError, InvalidTypeError, SourceError, StreamError
 
 __all__ = [
@@ -137,8 +138,7 @@ class VideoSource:
         Frames in between are skipped without being converted where the backend allows
         (``VideoCapture.grab``); :attr:`skipped` counts them.
         """
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise InvalidArgumentError(f"every: expected an integer >= 1, got {every!r}")
+        _v.integer(every, "every", minimum=1)
         if self._closed:
             raise SourceError(f"{self.name}: the source is closed; open it again to read it")
         if self._started:
@@ -402,9 +402,7 @@ class IterableSource(VideoSource):
 def _check_fps(fps: Optional[float]) -> Optional[float]:
     if fps is None:
         return None
-    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) or not np.isfinite(fps) or fps <= 0:
-        raise InvalidArgumentError(f"fps: expected a positive number of frames per second, got {fps!r}")
-    return float(fps)
+    return _v.number(fps, "fps", minimum=0.0, min_open=True, expected="a positive number of frames per second")
 
 
 def open_source(src: SourceLike, *, live: Optional[bool] = None, fps: Optional[float] = None) -> VideoSource:
@@ -430,8 +428,7 @@ def open_source(src: SourceLike, *, live: Optional[bool] = None, fps: Optional[f
         InvalidArgumentError: ``src`` is a single image array, or ``fps`` is not positive.
     """
     fps = _check_fps(fps)
-    if live is not None and not isinstance(live, bool):
-        raise InvalidTypeError(f"live: expected True, False or None, got {type(live).__name__}")
+    _v.optional_bool(live, "live")
     if isinstance(src, VideoSource):
         return src
     if isinstance(src, bool):
