@@ -657,7 +657,10 @@ def test_stream_delegates_to_video(monkeypatch):
     monkeypatch.setattr(mtkseg.video, "stream", lambda seg, source, **kw: calls.append((seg, source, kw)) or "it")
     seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
     assert seg.stream("clip.mp4", smoothing="ema") == "it"
-    assert calls == [(seg, "clip.mp4", {"smoothing": "ema"})]
+    opts = mtkseg.StreamOptions(every=2)
+    assert seg.stream("clip.mp4", options=opts) == "it"
+    assert calls == [(seg, "clip.mp4", {"options": None, "smoothing": "ema"}),
+                     (seg, "clip.mp4", {"options": opts})]
 
 
 # ----------------------------------------------------------------------------- normalization, labels, sizes
