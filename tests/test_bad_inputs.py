@@ -103,7 +103,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from mtkseg import _core
 out = as_strided(np.zeros(1, np.uint8), shape=(1, 2**31), strides=(0, 0))
-_core.argmax_resize(np.zeros((4, 4, 3), np.float32), out, (0, 0, 4, 4), 0)
+_core.argmax_resize(np.zeros((4, 4, 3), np.float32), out, (0, 0, 4, 4), _core.Mode.NEAREST)
 """,
 }
 

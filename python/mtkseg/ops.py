@@ -41,9 +41,11 @@ __all__ = [
     "MAX_ELEMENTS",
 ]
 
-_SRC_FORMATS = {"gray": 0, "rgb": 1, "bgr": 2, "rgba": 3, "bgra": 4}
-_DST_FORMATS = {"gray": 0, "rgb": 1, "bgr": 2}
-_MODES = {"nearest": 0, "bilinear": 1}
+_PF = _core.PixelFormat
+_SRC_FORMATS = {"gray": _PF.GRAY, "rgb": _PF.RGB, "bgr": _PF.BGR, "rgba": _PF.RGBA, "bgra": _PF.BGRA}
+_DST_FORMATS = {"gray": _PF.GRAY, "rgb": _PF.RGB, "bgr": _PF.BGR}
+_MODES = {"nearest": _core.Mode.NEAREST, "bilinear": _core.Mode.BILINEAR}
+_LAYOUTS = {"nhwc": _core.Layout.NHWC, "nchw": _core.Layout.NCHW}
 Size = Tuple[int, int]
 Triple = Union[float, Sequence[float]]
 
@@ -157,15 +159,17 @@ def preprocess(
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     src_format = _SRC_FORMATS[_frame_format(frame, color)]
-    nchw = _choice(layout, {"nhwc": 0, "nchw": 1}, "layout") == 1
+    tensor_layout = _choice(layout, _LAYOUTS, "layout")
+    nchw = tensor_layout == _core.Layout.NCHW
     channels = (out.shape[-3] if nchw else out.shape[-1]) if out.ndim in (3, 4) else 0
     if channels == 1:
         dst_format = _DST_FORMATS["gray"]
     else:
-        dst_format = _choice(model_color, {"rgb": 1, "bgr": 2}, "model_color")
+        dst_format = _choice(model_color, {"rgb": _PF.RGB, "bgr": _PF.BGR}, "model_color")
     fit_code = _choice(fit, {"stretch": 0, "letterbox": 1}, "fit")
-    method = _choice(interpolation, {"auto": -1, "linear": 0, "area": 1}, "interpolation")
-    if method == -1:
+    method = _choice(interpolation, {"auto": None, "linear": _core.Interpolation.LINEAR,
+                                     "area": _core.Interpolation.AREA}, "interpolation")
+    if method is None:
         h = (out.shape[-2] if nchw else out.shape[-3]) if out.ndim in (3, 4) else 0
         w = (out.shape[-1] if nchw else out.shape[-2]) if out.ndim in (3, 4) else 0
         if fit_code and h > 0 and w > 0 and frame.shape[0] > 0 and frame.shape[1] > 0:
@@ -174,7 +178,8 @@ def preprocess(
             s = min(w / frame.shape[1], h / frame.shape[0])
             h = min(h, max(1, int(math.floor(frame.shape[0] * s + 0.5))))
             w = min(w, max(1, int(math.floor(frame.shape[1] * s + 0.5))))
-        method = 1 if h > 0 and w > 0 and frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w else 0
+        area = h > 0 and w > 0 and frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w
+        method = _core.Interpolation.AREA if area else _core.Interpolation.LINEAR
     quantised = out.dtype in (np.int8, np.uint8)
     if quantised and (scale is None or zero_point is None):
         raise InvalidArgumentError(f"scale/zero_point: required for a quantised {out.dtype} input tensor")
@@ -183,7 +188,7 @@ def preprocess(
         out,
         src_format,
         dst_format,
-        nchw,
+        tensor_layout,
         method,
         bool(fit_code),
         _triple(pad_value, "pad_value"),
@@ -199,7 +204,7 @@ def preprocess(
 
 def _as_hwc(output: np.ndarray, layout: str) -> np.ndarray:
     """A (h, w, C) view of a (1, h, w, C) / (h, w, C) / (1, C, h, w) / (C, h, w) tensor."""
-    nchw = _choice(layout, {"nhwc": 0, "nchw": 1}, "layout") == 1
+    nchw = _choice(layout, _LAYOUTS, "layout") == _core.Layout.NCHW
     if output.ndim == 4:
         if output.shape[0] != 1:
             raise InvalidArgumentError(f"output: batch size must be 1, got shape {output.shape}")
