@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .runtime.info import NormalizationArg, OutputArg, parse_normalization
 from .runtime.labels import LabelsArg
 from .runtime.session import check_num_threads
 
-__all__ = ["SegmenterOptions", "ModelArg", "PriorLike", "COLORS", "FITS", "UPSAMPLES", "INTERPOLATIONS"]
+__all__ = ["SegmenterOptions", "OptionsBase", "ModelArg", "PriorLike", "COLORS", "FITS", "UPSAMPLES", "INTERPOLATIONS"]
 
 #: The 4th input channel of RGB + mask models: a probability in [0, 1], or an ``HxW`` map of them.
 PriorLike = Union[float, np.ndarray]
@@ -59,8 +59,39 @@ def check_prior(value: object, name: str = "prior") -> PriorLike:
     return float(value)  # type: ignore[arg-type]
 
 
+O = TypeVar("O", bound="OptionsBase")
+
+
+class OptionsBase:
+    """What every options dataclass offers: changed copies and construction from keywords,
+    unknown names refused with the list of known ones."""
+
+    def replace(self: O, **changes: Any) -> O:
+        """A copy with ``changes`` applied (validated again).
+
+        Raises:
+            InvalidTypeError: a name that is not an option.
+        """
+        check_names(changes, type(self))
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    @classmethod
+    def from_kwargs(cls: Type[O], base: Optional[O] = None, **kwargs: Any) -> O:
+        """``base`` (default all defaults) with ``kwargs`` applied, unknown names refused."""
+        check_names(kwargs, cls)
+        if base is None:
+            return cls(**kwargs)
+        if not isinstance(base, cls):
+            raise InvalidTypeError(f"options: expected a {cls.__name__}, got {type(base).__name__}")
+        return dataclasses.replace(base, **kwargs) if kwargs else base  # type: ignore[type-var]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields as a dict (shallow: arrays and lists are shared)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
-class SegmenterOptions:
+class SegmenterOptions(OptionsBase):
     """How a :class:`~mtkseg.Segmenter` opens and runs a model (see its docstring for each field).
 
     Runtime: ``model`` (path or bytes; None or ``"default"`` = the bundled model),
@@ -124,31 +155,6 @@ class SegmenterOptions:
             raise InvalidTypeError(f"output: expected an output index or name, got {type(self.output).__name__}")
         s("output_map_size", v.optional_size(self.output_map_size, "output_map_size"))
         s("prior", check_prior(self.prior))
-
-    # -- copies ---------------------------------------------------------------------------
-
-    def replace(self, **changes: Any) -> "SegmenterOptions":
-        """A copy with ``changes`` applied (validated again).
-
-        Raises:
-            InvalidArgumentError: a name that is not an option.
-        """
-        check_names(changes, SegmenterOptions)
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_kwargs(cls, base: Optional["SegmenterOptions"] = None, **kwargs: Any) -> "SegmenterOptions":
-        """``base`` (default all defaults) with ``kwargs`` applied, unknown names refused."""
-        check_names(kwargs, cls)
-        if base is None:
-            return cls(**kwargs)
-        if not isinstance(base, cls):
-            raise InvalidTypeError(f"options: expected a {cls.__name__}, got {type(base).__name__}")
-        return dataclasses.replace(base, **kwargs) if kwargs else base
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a dict (shallow: arrays and lists are shared)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     # -- comparison (prior may be an array) ------------------------------------------------
 

@@ -14,13 +14,12 @@ take it whole (``options=``) or build it from their keyword arguments.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from .. import _validate as v
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..options import check_names
+from ..options import OptionsBase
 from .smoothing import TemporalSmoother
 
 __all__ = ["StreamOptions", "DEFAULT_QUEUE_SIZE", "SMOOTHINGS"]
@@ -31,7 +30,7 @@ SMOOTHINGS = ("none", "ema", "mode3")
 
 
 @dataclass(frozen=True)
-class StreamOptions:
+class StreamOptions(OptionsBase):
     """Options of a video stream.
 
     Attributes:
@@ -86,18 +85,3 @@ class StreamOptions:
                           expected="a positive number of frames per second"))
         s("workers", v.integer(self.workers, "workers", minimum=1, none_ok=True,
                                expected="an integer >= 1 or None (automatic)"))
-
-    def replace(self, **changes: Any) -> "StreamOptions":
-        """A copy with ``changes`` applied (validated again)."""
-        check_names(changes, StreamOptions)
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_kwargs(cls, base: Optional["StreamOptions"] = None, **kwargs: Any) -> "StreamOptions":
-        """``base`` (default all defaults) with ``kwargs`` applied, unknown names refused."""
-        check_names(kwargs, cls)
-        if base is None:
-            return cls(**kwargs)
-        if not isinstance(base, cls):
-            raise InvalidTypeError(f"options: expected a {cls.__name__}, got {type(base).__name__}")
-        return dataclasses.replace(base, **kwargs) if kwargs else base

@@ -45,7 +45,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidTypeError, MtksegError, StreamError
+from ..errors import InvalidArgumentError, MtksegError, StreamError
 from .engines import check_segmenter, make_engine
 from .options import DEFAULT_QUEUE_SIZE, StreamOptions
 from .protocol import SegmenterLike
