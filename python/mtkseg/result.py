@@ -135,16 +135,16 @@ class SegmentationResult:
         raise FrameError(f"frame: expected HxW, HxWx3 or HxWx4 uint8, got shape {frame.shape}")
 
     def _palette_for(self) -> np.ndarray:
-        pal = np.asarray(self.palette, dtype=np.uint8)
-        return np.ascontiguousarray(pal[:, ::-1] if self.color == "bgr" else pal)
+        from .palettes import palette_for  # the one RGB -> frame-order conversion
+
+        return palette_for(self.palette, self.color)
 
     def overlay(self, frame: Optional[np.ndarray] = None, alpha: float = 0.5, *, legend: bool = False) -> np.ndarray:
         """The class colours blended onto ``frame`` (default: the input frame) with weight
         ``alpha``; returned in the frame's channel order (:attr:`color`).  ``legend=True`` adds
         the class colours and names in the top-left corner (:func:`mtkseg.viz.draw_legend`)."""
-        if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
-            raise InvalidArgumentError(f"alpha: expected a number in [0, 1], got {alpha!r}")
-        image = ops.overlay(self._frame3(frame), self.mask, self._palette_for(), float(alpha))
+        alpha = _v.number(alpha, "alpha", minimum=0.0, maximum=1.0, expected="a number in [0, 1]")
+        image = ops.overlay(self._frame3(frame), self.mask, self._palette_for(), alpha)
         return self.add_legend(image) if legend else image
 
     def colorize(self, *, legend: bool = False) -> np.ndarray:
