@@ -32,7 +32,13 @@ from _results import machine_line, write_section  # noqa: E402
 from mtkseg import distributed  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "camvid" / "images" / "test"
-DEFAULT_MODEL = ROOT / "models" / "camvid-unet-int8.tflite"
+def _default_model() -> Path:
+    from mtkseg.segmenter import default_model_path
+
+    found = default_model_path()
+    if found is None:
+        raise SystemExit("the bundled default model is missing from models/; pass --model")
+    return Path(found)
 
 
 def load_average() -> str:
@@ -49,12 +55,13 @@ def one_run(model: Path, images: list, workers: int, out: Path) -> distributed.R
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model", type=Path, default=None, help="default: the bundled default model")
     ap.add_argument("--images", type=int, default=48, help="CamVid test images per run (default 48)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster (default 2)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    args.model = args.model or _default_model()
     images = sorted(IMAGES.glob("*.png"))[: args.images]
     if not images:
         print(f"no images under {IMAGES} (../shared/data/camvid is needed)", file=sys.stderr)

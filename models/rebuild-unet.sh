@@ -13,7 +13,7 @@ CAMVID=${CAMVID:-../shared/data/camvid}
 RUN1=${RUN1:-runs/camvid-unet}
 RUN=${RUN:-runs/camvid-unet-ft}
 MTKSEG=${MTKSEG:-"python -m mtkseg.cli"}
-OUT=${OUT:-models}
+OUT=${OUT:-models/previous}  # not models/: the wheel bundles every models/*.tflite
 
 if [[ -z "${SKIP_TRAIN:-}" ]]; then
     # phase 1: weighted cross-entropy, 40 epochs

@@ -190,7 +190,7 @@ def test_eval_confusion_matrix_equals_single_process(cluster, tmp_path):
     data = require_shared(SHARED_DATA / "camvid")
     model = default_model_path()
     if model is None:
-        skip_unless_ci("the bundled CamVid model (models/camvid-unet-int8.tflite) is not present")
+        skip_unless_ci("the bundled CamVid model (models/camvid-lite0-int8.tflite) is not present")
     local = evaluate_model(model, data, "test", limit=12, progress=False)
     remote = distributed.evaluate(model, data, "test", limit=12, workers=2, batch_size=2, progress=False)
     assert remote.num_images == 12 and not remote.errors and remote.workers == 2

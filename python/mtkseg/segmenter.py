@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Segmenter", "SegmenterOptions", "PreparedFrame", "ModelOutput", "DEFAULT_MODEL_NAME", "default_model_path"]
 
-DEFAULT_MODEL_NAME = "camvid-unet-int8.tflite"
+DEFAULT_MODEL_NAME = "camvid-lite0-int8.tflite"
 
 log = logging.getLogger("mtkseg")
 
