@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["masked_cross_entropy", "conv_kernels", "l2_penalty", "learning_rate"]
+__all__ = ["masked_cross_entropy", "masked_cross_entropy_terms", "conv_kernels", "l2_penalty", "learning_rate"]
 
 
 def masked_cross_entropy(
@@ -26,6 +26,21 @@ def masked_cross_entropy(
     ``sum(w[y] * ce) / sum(w[y])`` (PyTorch's ``CrossEntropyLoss(weight=...)``).
     Returns 0 when a batch has no labelled pixel.
     """
+    total, weight = masked_cross_entropy_terms(labels, logits, class_weights, ignore_index)
+    return tf.math.divide_no_nan(total, weight)
+
+
+def masked_cross_entropy_terms(
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    class_weights: Optional[tf.Tensor] = None,
+    ignore_index: int = 255,
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Numerator and denominator of :func:`masked_cross_entropy`: ``(sum(w[y] * ce), sum(w[y]))``.
+
+    Summed separately over the shards of a global batch (multi-worker training) their ratio
+    is the loss of the whole batch, which a mean of per-shard means is not.
+    """
     labels = tf.cast(labels, tf.int32)
     valid = tf.not_equal(labels, ignore_index)
     safe = tf.where(valid, labels, 0)
@@ -33,7 +48,7 @@ def masked_cross_entropy(
     w = tf.cast(valid, tf.float32)
     if class_weights is not None:
         w = w * tf.gather(tf.cast(class_weights, tf.float32), safe)
-    return tf.math.divide_no_nan(tf.reduce_sum(ce * w), tf.reduce_sum(w))
+    return tf.reduce_sum(ce * w), tf.reduce_sum(w)
 
 
 def conv_kernels(model: keras.Model) -> List[tf.Variable]:

@@ -242,11 +242,18 @@ def train_dataset(
     drop_remainder: bool = True,
     images_tensor: Optional[tf.Tensor] = None,
     masks_tensor: Optional[tf.Tensor] = None,
+    shard: Optional[Tuple[int, int]] = None,
 ) -> tf.data.Dataset:
     """Batches of one epoch: shuffled by ``(seed, epoch)``, augmented, prefetched.
 
     ``images_tensor``/``masks_tensor`` let the caller convert the arrays to tensors once and
     reuse them every epoch.
+
+    ``shard=(index, count)`` (multi-worker training): of every global batch of ``batch_size``
+    samples, this worker gets the ``index``-th of ``count`` equal consecutive slices, so the
+    workers together see exactly the batches, samples and augmentations of a single process
+    (augmentation seeds are keyed on the sample, not on its position).  Batches then hold
+    ``batch_size // count`` samples, and the last partial global batch is dropped.
     """
     if images.ndim != 4 or masks.ndim != 3 or images.shape[:3] != masks.shape:
         raise InvalidArgumentError(
@@ -259,6 +266,9 @@ def train_dataset(
     if drop_remainder and n < batch_size:
         drop_remainder = False
     order = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
+    if shard is not None:
+        order, batch_size = _shard_order(order, batch_size, shard)
+        drop_remainder = True
     imgs = images_tensor if images_tensor is not None else tf.constant(images)
     msks = masks_tensor if masks_tensor is not None else tf.constant(masks)
     epoch_key = np.int64(seed) * 100_003 + np.int64(epoch)
@@ -270,3 +280,23 @@ def train_dataset(
     ds = tf.data.Dataset.from_tensor_slices(order)
     ds = ds.map(load, num_parallel_calls=2, deterministic=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(2)
+
+
+def _shard_order(order: np.ndarray, batch_size: int, shard: Tuple[int, int]) -> Tuple[np.ndarray, int]:
+    """This worker's slice of every full global batch of ``order``, and its per-worker batch size."""
+    index, count = int(shard[0]), int(shard[1])
+    if count < 1 or not 0 <= index < count:
+        raise InvalidArgumentError(f"shard: expected (index, count) with 0 <= index < count, got {shard}")
+    if batch_size % count:
+        raise InvalidArgumentError(
+            f"batch_size: the global batch {batch_size} must be divisible by the {count} workers; pick a multiple of {count}"
+        )
+    steps = len(order) // batch_size
+    if steps < 1:
+        raise InvalidArgumentError(
+            f"batch_size: {len(order)} training samples do not fill one global batch of {batch_size}; "
+            "lower --batch-size or use more samples"
+        )
+    per = batch_size // count
+    sliced = order[: steps * batch_size].reshape(steps, batch_size)[:, index * per : (index + 1) * per]
+    return np.ascontiguousarray(sliced).reshape(-1), per
