@@ -90,6 +90,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit-train", type=int, default=None, help="use the first N training samples")
     g.add_argument("--limit-val", type=int, default=None, help="use the first N validation samples")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g = p.add_argument_group("multi-worker (TensorFlow MultiWorkerMirroredStrategy)")
+    g.add_argument("--distribute", choices=("none", "multiworker"), default="none",
+                   help="multiworker: this process is one worker of a cluster read from TF_CONFIG or --workers; "
+                        "--batch-size is the global batch, split over the workers; the chief (worker 0) writes --out")
+    g.add_argument("--workers", default=None, metavar="HOST:PORT,...",
+                   help="with --distribute multiworker: every worker's address, the chief first (instead of TF_CONFIG)")
+    g.add_argument("--worker-index", type=int, default=None, metavar="N",
+                   help="with --workers: this process's position in the list (0: the chief)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -119,6 +127,19 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+def cluster_from_args(args: argparse.Namespace):
+    """The :class:`mtkseg.train.distribute.Cluster` of ``--distribute multiworker``, or None."""
+    distribute = getattr(args, "distribute", "none")
+    workers, index = getattr(args, "workers", None), getattr(args, "worker_index", None)
+    if distribute != "multiworker":
+        if workers or index is not None:
+            raise TrainingError("--workers/--worker-index need --distribute multiworker")
+        return None
+    from ..train.distribute import resolve_cluster
+
+    return resolve_cluster(workers, index)
+
+
 #: Top-level modules of the train extra that mtkseg.train imports (some only once training starts).
 TRAIN_EXTRA_MODULES = ("tensorflow", "keras")
 
@@ -145,7 +166,11 @@ def handler(args: argparse.Namespace) -> int:
         from ..train.loop import train
     except ImportError as exc:
         raise _missing_extra(exc) from exc
-    result = train(config_from_args(args), resume=args.resume, log=lambda s: print(s, flush=True))
+    cluster = cluster_from_args(args)
+    result = train(config_from_args(args), resume=args.resume, log=lambda s: print(s, flush=True), cluster=cluster)
+    if cluster is not None and not cluster.is_chief:
+        print(f"worker {cluster.index} done; the chief wrote {result.run_dir}")
+        return 0
     best = result.run_dir / "best.weights.h5"
     where = f"weights: {best}" if best.is_file() else "its weights are not in this run directory (resumed copy)"
     print(f"best val mIoU {100 * result.best_miou:.2f} at epoch {result.best_epoch}; {where}")

@@ -13,6 +13,10 @@ A run directory holds::
 
 ``resume=True`` continues from ``last.weights.h5`` at ``state.json``'s epoch + 1; without the
 optimizer file Adam restarts from zero moments (a short blip, then training proceeds).
+
+``train(..., cluster=Cluster)`` trains the same recipe on several worker processes
+(:mod:`mtkseg.train.distribute`): ``batch_size`` is then the global batch, and only the chief
+writes the run directory.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -238,8 +243,13 @@ class _Validator:
         return val_loss, cm.results()
 
 
-def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> TrainResult:
-    """Run (or resume) a training run; see the module docstring for what it writes."""
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
+          cluster=None) -> TrainResult:
+    """Run (or resume) a training run; see the module docstring for what it writes.
+
+    ``cluster`` (a :class:`mtkseg.train.distribute.Cluster`) runs this process as one worker
+    of a multi-worker run; on workers other than the chief the result has no best epoch (-1).
+    """
     config.validate()
     run_dir = Path(config.out)
     state_path = run_dir / "state.json"
@@ -258,6 +268,13 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         raise TrainingError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
 
     configure_threads(config.threads)
+    multi = None
+    if cluster is not None:
+        from .distribute import MultiWorker
+
+        multi = MultiWorker(cluster)  # before any other TF op
+        log = multi.log(log)
+    chief = multi is None or multi.is_chief
     import keras
     import tensorflow as tf
 
@@ -302,49 +319,58 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         log("class weights: " + " ".join(f"{w:.3f}" for w in weights_np))
     class_weights = None if weights_np is None else tf.constant(weights_np, tf.float32)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     doc = {"format": "mtkseg-train-run/1", "train": config.to_dict(), "classes": classes.to_dict(),
            "native_size": list(native), "class_weights": None if weights_np is None else weights_np.tolist()}
-    (run_dir / "config.json").write_text(json.dumps(doc, indent=1))
+    if multi is not None:
+        multi.check_batch(config.batch_size, len(train_images))
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(doc, indent=1))
+    scope = multi.scope() if multi is not None else nullcontext()
+    # ---- model / optimizer (and their restored state: mirrored variables under a strategy) ----
+    with scope:
+        model = model_from_config(config, num_classes)
+        log(f"model: {config.arch}, {model.count_params():,} parameters, "
+            f"{count_macs(model, config.input_size) / 1e9:.2f} GMACs at {config.input_size[0]}x{config.input_size[1]}")
+        if config.arch != "unet" and config.pretrained and not resume and not config.init_weights:
+            from .efficientnet_lite import load_imagenet_weights
 
-    # ---- model / optimizer ----
-    model = model_from_config(config, num_classes)
-    log(f"model: {config.arch}, {model.count_params():,} parameters, "
-        f"{count_macs(model, config.input_size) / 1e9:.2f} GMACs at {config.input_size[0]}x{config.input_size[1]}")
-    if config.arch != "unet" and config.pretrained and not resume and not config.init_weights:
-        from .efficientnet_lite import load_imagenet_weights
+            variant = config.arch.split("-")[0]
+            load_imagenet_weights(model, variant)
+            log(f"encoder: ImageNet weights of EfficientNet-{variant.capitalize()}")
+        groups = _ParamGroups(model, config, keras)
+        kernels = conv_kernels(model)
+        if multi is not None:
+            n_bn = multi.synchronize_batch_norm(model)
+            log(f"multi-worker: {multi.num_workers} workers, global batch {config.batch_size} "
+                f"({config.batch_size // multi.num_workers} per worker), {n_bn} BatchNorm layers synchronized")
 
-        variant = config.arch.split("-")[0]
-        load_imagenet_weights(model, variant)
-        log(f"encoder: ImageNet weights of EfficientNet-{variant.capitalize()}")
-    groups = _ParamGroups(model, config, keras)
-    kernels = conv_kernels(model)
-
-    start_epoch, best_miou, best_epoch = 0, -1.0, -1
-    if config.init_weights and not resume:
-        try:
-            model.load_weights(config.init_weights)
-        except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
-            raise TrainingError(f"--init-weights {config.init_weights}: cannot load into this model ({exc})") from exc
-        log(f"initialised from {config.init_weights}")
-    if resume:
-        state = json.loads(state_path.read_text())
-        model.load_weights(run_dir / "last.weights.h5")
-        opt_path = run_dir / "last.optimizer.npz"
-        if opt_path.is_file():
-            saved_vars = np.load(opt_path)
-            vars_ = groups.optimizer_variables()
-            if len(saved_vars.files) == len(vars_):
-                for i, v in enumerate(vars_):
-                    v.assign(saved_vars[f"v{i}"])
+        start_epoch, best_miou, best_epoch = 0, -1.0, -1
+        if config.init_weights and not resume:
+            try:
+                model.load_weights(config.init_weights)
+            except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
+                raise TrainingError(f"--init-weights {config.init_weights}: cannot load into this model ({exc})") from exc
+            log(f"initialised from {config.init_weights}")
+        if resume:
+            state = json.loads(state_path.read_text())
+            model.load_weights(run_dir / "last.weights.h5")
+            opt_path = run_dir / "last.optimizer.npz"
+            if opt_path.is_file():
+                saved_vars = np.load(opt_path)
+                vars_ = groups.optimizer_variables()
+                if len(saved_vars.files) == len(vars_):
+                    for i, v in enumerate(vars_):
+                        v.assign(saved_vars[f"v{i}"])
+                else:
+                    log("warning: optimizer state does not match; Adam restarts from zero moments")
             else:
-                log("warning: optimizer state does not match; Adam restarts from zero moments")
-        else:
-            log("no optimizer state saved; Adam restarts from zero moments")
-        start_epoch = int(state["epoch"]) + 1
-        best_miou, best_epoch = float(state.get("best_miou", -1.0)), int(state.get("best_epoch", -1))
-        log(f"resumed {run_dir} after epoch {start_epoch - 1} (best val mIoU {100 * best_miou:.2f} @ {best_epoch})")
-        _truncate_log(run_dir / "log.csv", start_epoch)
+                log("no optimizer state saved; Adam restarts from zero moments")
+            start_epoch = int(state["epoch"]) + 1
+            best_miou, best_epoch = float(state.get("best_miou", -1.0)), int(state.get("best_epoch", -1))
+            log(f"resumed {run_dir} after epoch {start_epoch - 1} (best val mIoU {100 * best_miou:.2f} @ {best_epoch})")
+            if chief:
+                _truncate_log(run_dir / "log.csv", start_epoch)
 
     aug = AugmentConfig(
         flip_p=config.flip_p, brightness_p=config.brightness_p, noise_p=config.noise_p, noise_std=config.noise_std,
@@ -368,14 +394,20 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         groups.apply(grads, frozen)
         return ce, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
+    if multi is not None:
+        train_step = multi.train_step(model, groups, kernels, class_weights, classes.ignore_index, config.l2,
+                                      to_label_size)
     validator = _Validator(model, val_images, val_masks, config.input_size, num_classes, classes.names,
                            classes.ignore_index, class_weights)
     history: List[dict] = []
     best_metrics = None
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.time()
-        ds = train_dataset(train_images, train_masks, config.batch_size, aug, config.seed, epoch, base_scale,
-                           tuple(config.input_size), images_tensor=images_t, masks_tensor=masks_t)
+        def epoch_dataset(shard=None):
+            return train_dataset(train_images, train_masks, config.batch_size, aug, config.seed, epoch, base_scale,
+                                 tuple(config.input_size), images_tensor=images_t, masks_tensor=masks_t, shard=shard)
+
+        ds = epoch_dataset() if multi is None else multi.dataset(epoch_dataset)
         cm = ConfusionMatrix(num_classes, classes.ignore_index, classes.names)
         loss_sum, n_seen = 0.0, 0
         for step, (x, y) in enumerate(_progress(ds, steps, f"epoch {epoch}", config.progress)):
@@ -383,16 +415,19 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
                                config.lr_decay, config.lr_decay_every, config.warmup_epochs)
             groups.set_learning_rate(lr)
             frozen = epoch + step / steps < config.freeze_encoder_epochs
-            ce, pred = train_step(x, y, frozen)
+            if multi is None:
+                ce, pred = train_step(x, y, frozen)
+            else:
+                ce, pred, y = train_step(x, y, frozen)  # y: the labels of the whole global batch
             ce = float(ce)
             if not math.isfinite(ce):
                 raise TrainingError(f"epoch {epoch} step {step}: loss is {ce}; lower --lr or check the data")
-            loss_sum += ce * int(x.shape[0])
-            n_seen += int(x.shape[0])
+            loss_sum += ce * int(y.shape[0])
+            n_seen += int(y.shape[0])
             cm.update(y.numpy(), pred.numpy())
         train_seconds = time.time() - t_epoch
         row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(n_seen, 1), "train_miou": cm.results().miou}
-        if (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs:
+        if chief and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
             val_loss, val_metrics = validator(config.batch_size)
             row.update(val_loss=val_loss, val_miou=val_metrics.miou, val_pixel_acc=val_metrics.pixel_accuracy)
         else:
@@ -401,25 +436,27 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         row.update(seconds=time.time() - t_epoch, images_per_s=n_seen / max(train_seconds, 1e-9))
         history.append(row)
 
-        model.save_weights(run_dir / "last.weights.h5")
-        np.savez(run_dir / "last.optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(groups.optimizer_variables())})
-        if val_metrics is not None and val_metrics.miou > best_miou:
-            best_miou, best_epoch = float(val_metrics.miou), epoch
-            shutil.copyfile(run_dir / "last.weights.h5", run_dir / "best.weights.h5")
-            best_metrics = {"epoch": epoch, **val_metrics.to_dict()}
-            (run_dir / "best_metrics.json").write_text(json.dumps(best_metrics, indent=1))
-        _append_log(run_dir / "log.csv", row)
-        state_path.write_text(json.dumps({"epoch": epoch, "best_miou": best_miou, "best_epoch": best_epoch}))
-        try:
-            from .curves import plot_curves
+        with (multi.write_dir(run_dir) if multi is not None else nullcontext(run_dir)) as out_dir:
+            model.save_weights(out_dir / "last.weights.h5")
+            np.savez(out_dir / "last.optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(groups.optimizer_variables())})
+            if val_metrics is not None and val_metrics.miou > best_miou:
+                best_miou, best_epoch = float(val_metrics.miou), epoch
+                shutil.copyfile(out_dir / "last.weights.h5", out_dir / "best.weights.h5")
+                best_metrics = {"epoch": epoch, **val_metrics.to_dict()}
+                (out_dir / "best_metrics.json").write_text(json.dumps(best_metrics, indent=1))
+            _append_log(out_dir / "log.csv", row)
+            (out_dir / "state.json").write_text(json.dumps({"epoch": epoch, "best_miou": best_miou,
+                                                            "best_epoch": best_epoch}))
+            try:
+                from .curves import plot_curves
 
-            plot_curves(run_dir / "log.csv", run_dir / "curves.png", title=run_dir.name)
-        except Exception as exc:  # noqa: BLE001 - a plotting problem must not stop training
-            log(f"warning: could not draw curves: {exc}")
+                plot_curves(out_dir / "log.csv", out_dir / "curves.png", title=run_dir.name)
+            except Exception as exc:  # noqa: BLE001 - a plotting problem must not stop training
+                log(f"warning: could not draw curves: {exc}")
         log(f"epoch {epoch:3d}  lr {lr:.2e}  train loss {row['train_loss']:.4f} mIoU {100 * row['train_miou']:5.2f}  "
             f"val loss {row['val_loss']:.4f} mIoU {100 * row['val_miou']:5.2f} acc {100 * row['val_pixel_acc']:5.2f}  "
             f"{row['seconds']:.0f}s ({row['images_per_s']:.2f} img/s)" + ("  *best*" if best_epoch == epoch else ""))
-    if best_epoch < 0:
+    if best_epoch < 0 and chief:
         raise TrainingError(f"{run_dir}: no epoch was run (epochs={config.epochs}, resumed at {start_epoch})")
     return TrainResult(run_dir, best_epoch, best_miou, max(start_epoch, config.epochs) - 1, best_metrics, history)
 
