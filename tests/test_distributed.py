@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -80,9 +81,34 @@ def run(cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     paths = _images(root / "in")
     sources = [root / "in" / "a", str(root / "in" / "b" / "*.jpg"), paths[-1], _video(root / "in" / "clip.mp4")]
+    meet = root / "actors"
+    meet.mkdir()
     report = distributed.segment(MODEL, sources, root / "out", workers=2, overlay=True, frames_per_task=8,
-                                 progress=False)
+                                 progress=False, actor_class=_rendezvous(meet, distributed.SegmentActor))
     return root, paths, report
+
+
+def _rendezvous(directory: Path, base: type, parties: int = 2, timeout_s: float = 120.0) -> type:
+    """``base`` whose actors each hold their first batch until ``parties`` actor processes have
+    started one (a file per pid in ``directory``).  Ray Data starts the pool's actors one by one
+    and gives an actor at most a couple of batches in flight, so an actor that starts first
+    could otherwise finish every batch before the other is up (it did on a loaded machine).
+    With more batches than one actor may hold, the held actor's queue fills and the rest go to
+    the other: both are used whatever the timing.  Which batch lands where still varies."""
+
+    class Rendezvous(base):
+        _met = False
+
+        def __call__(self, batch):
+            if not self._met:
+                (directory / str(os.getpid())).touch()
+                deadline = time.monotonic() + timeout_s  # then go on: the test's assertion says what happened
+                while len(list(directory.iterdir())) < parties and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self._met = True
+            return super().__call__(batch)
+
+    return Rendezvous
 
 
 def _video(path: Path, frames: int = 40) -> Path:
@@ -122,7 +148,9 @@ def test_video_frame_ranges_decode_every_frame_once(run):
     root, _, report = run
     rows = [r for r in report.table.to_pylist() if r["frame"] >= 0]
     assert [r["frame"] for r in rows] == list(range(40))  # 5 ranges of 8, each frame once, in order
-    assert len({r["worker"] for r in report.table.to_pylist()}) == 2
+    assert report.workers == 2 and len({r["worker"] for r in report.table.to_pylist()}) == 2  # see _rendezvous
+    for start in range(0, 40, 8):  # a range is one task: decoded by one actor, whichever it was
+        assert len({r["worker"] for r in rows[start:start + 8]}) == 1, start
     cap = cv2.VideoCapture(str(root / "in" / "clip.mp4"))
     frames = [cap.read()[1] for _ in range(40)]  # decoded in one pass, as a single process would
     with Segmenter(MODEL) as seg:

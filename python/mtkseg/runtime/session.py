@@ -329,6 +329,8 @@ def _open_interpreter(backend: Backend, mf: ModelFile, input_shape: Sequence[int
             it, desc = _open_cpu(backend, mf, input_shape, threads, attempts, allow_builtin)
             if skipped:
                 log.log(level, "%s: running on cpu (%d delegate attempt(s) skipped)", mf.label, skipped)
+            elif desc != BUILTIN_CPU:  # (warned of already) the choice is logged even when auto is the CPU alone
+                log.info("%s: running on %s", mf.label, desc)
             return InterpreterSession(it, in_index, out_index, backend, desc, attempts, None, threads)
         if not cand.libraries:
             reason = cand.unavailable or "no delegate library for this platform"
