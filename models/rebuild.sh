@@ -39,17 +39,17 @@ LICENSE="CamVid (Brostow et al. 2008/2009; SegNet 11-class 480x360 version): res
 # the float32 model is the reference for the int8 comparison and is not committed
 # int8 inside, uint8 image in and uint8 scores out: MediaPipe Tasks' ImageSegmenter accepts uint8/float32
 # inputs only; the two QUANTIZE ops are integer zero-point shifts (uint8 <-> int8), no float anywhere
-$MTKSEG export "$CKPT" -o "$OUT/$NAME-int8.tflite" --quant int8 --io-type uint8 \
+$MTKSEG export "$CKPT" -o "$OUT/$NAME-int8.tflite" --quant int8 --io-type uint8 --overwrite \
     --calib "$CAMVID" --calib-split train --calib-count 100 \
     --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE"
-$MTKSEG export "$CKPT" -o "runs/$NAME-float32.tflite" --quant float32 \
+$MTKSEG export "$CKPT" -o "runs/$NAME-float32.tflite" --quant float32 --overwrite \
     --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE"
 for model in "$OUT/$NAME-int8.tflite" "runs/$NAME-float32.tflite"; do
     for split in val test; do
         tag=$(basename "$model" .tflite)
         $MTKSEG eval "$model" --data "$CAMVID" --split "$split" --threads 2 \
-            --json "$RUN/eval-${tag#$NAME-}-$split.json" --chart "$RUN/eval-${tag#$NAME-}-$split.png" --no-progress
+            --json "$RUN/eval-${tag#$NAME-}-$split.json" --chart "$RUN/eval-${tag#$NAME-}-$split.png" --no-progress --overwrite
     done
 done
 $MTKSEG compare "runs/$NAME-float32.tflite" "$OUT/$NAME-int8.tflite" --data "$CAMVID" \
-    --split test --out "$RUN/compare-test" --no-progress
+    --split test --out "$RUN/compare-test" --no-progress --overwrite

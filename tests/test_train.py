@@ -314,6 +314,13 @@ def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
     assert side["normalization"] == {"mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0]}
     assert side["input_size"] == [32, 48] and side["palette"][1] == [200, 40, 40]
 
+    from mtkseg.errors import OutputExistsError
+
+    before = (tmp_path / "m.tflite").read_bytes()
+    with pytest.raises(OutputExistsError, match="--overwrite"):  # the CLI's default: never replace silently
+        export_tflite(run, tmp_path / "m.tflite", quant="float32", overwrite=False)
+    assert (tmp_path / "m.tflite").read_bytes() == before
+
     from mtkseg.evaluate import evaluate_model
 
     report = evaluate_model(tmp_path / "m.tflite", data, split="val", progress=False)

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", default=None, metavar="JSON", help="metrics JSON to copy into the sidecar")
     p.add_argument("--dataset-name", default=None, help="dataset description stored in the sidecar")
     p.add_argument("--license", dest="license_text", default=None, help="licence note stored in the sidecar and metadata")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output model and its sidecar JSON")
     p.add_argument("--no-metadata", dest="metadata", action="store_false",
                    help="do not embed TFLite metadata (labels, normalisation) in the model; the sidecar JSON is "
                         "written either way")
@@ -83,6 +84,7 @@ def handler(args: argparse.Namespace) -> int:
         args.checkpoint, args.output, quant=args.quant, calib_dir=args.calib, calib_split=args.calib_split,
         calib_count=args.calib_count, io_type=args.io_type, input_size=args.input_size, metrics=metrics,
         license_text=args.license_text, dataset_name=args.dataset_name, metadata=args.metadata,
+        overwrite=args.overwrite,
     )
     ops = ", ".join(f"{k}x{v}" for k, v in sorted(res.ops.items()))
     print(f"wrote {res.model_path} ({res.size_bytes / 1e6:.2f} MB, {res.quant}, io {res.io_type}, "

@@ -130,6 +130,7 @@ def export_tflite(
     seed: int = 0,
     metadata: bool = True,
     model_name: Optional[str] = None,
+    overwrite: bool = True,
 ) -> ExportResult:
     """Convert ``checkpoint`` (run dir or ``*.weights.h5``) to ``output`` (.tflite) + sidecar JSON.
 
@@ -144,6 +145,8 @@ def export_tflite(
             TENSOR_AXIS_LABELS file, softmax activation) so MediaPipe Tasks' ImageSegmenter and
             Android tooling read the model as it is; the sidecar JSON is written either way.
         model_name: name stored in the metadata (default: the output file's stem).
+        overwrite: replace an existing model/sidecar (the CLI passes False unless --overwrite);
+            both are written atomically and never over the checkpoint being converted.
     """
     if quant not in QUANT_MODES:
         raise InvalidArgumentError(f"quant: expected one of {QUANT_MODES}, got {quant!r}")
@@ -155,6 +158,10 @@ def export_tflite(
     if out.suffix != ".tflite":
         raise InvalidArgumentError(f"output: expected a .tflite path, got {out}")
     weights_path, config_path = resolve_checkpoint(checkpoint)
+    from .. import _io
+
+    for target in (out, sidecar_path(out)):
+        _io.check_output(target, inputs=[weights_path, config_path], overwrite=overwrite, what="output")
 
     from .loop import configure_threads, load_run_config
 
@@ -191,9 +198,9 @@ def export_tflite(
             description=f"mtkseg {cfg.arch} semantic segmentation" + (f" trained on {dataset_name}" if dataset_name else ""),
             author="mtkseg", license_text=license_text or "", activation="softmax")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(blob)
+    _io.write_bytes(out, blob, inputs=[weights_path, config_path], overwrite=overwrite, what="output")
     side = write_sidecar(
-        sidecar_path(out), classes, input_size=size, metrics=metrics,
+        sidecar_path(out), classes, input_size=size, overwrite=overwrite, metrics=metrics,
         dataset=dataset_name, license_text=license_text,
         extra={"quantization": quant, "io_type": io_type, "architecture": _architecture(cfg, model)},
     )

@@ -71,8 +71,10 @@ def build_sidecar(
     return doc
 
 
-def write_sidecar(path: PathLike, classes: dict, input_size: Sequence[int], **kwargs) -> Path:
-    """Write :func:`build_sidecar` output to ``path``; returns the path."""
+def write_sidecar(path: PathLike, classes: dict, input_size: Sequence[int], overwrite: bool = True, **kwargs) -> Path:
+    """Write :func:`build_sidecar` output to ``path`` atomically; returns the path."""
     p = Path(path)
-    p.write_text(json.dumps(build_sidecar(classes, input_size, **kwargs), indent=1) + "\n")
+    from .._io import write_text
+
+    write_text(p, json.dumps(build_sidecar(classes, input_size, **kwargs), indent=1) + "\n", overwrite=overwrite)
     return p
