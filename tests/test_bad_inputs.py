@@ -171,3 +171,23 @@ def test_train_without_tensorflow_says_how_to_install_it(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert "pip install 'mtkseg[train]'" in proc.stderr, proc.stderr[-1500:]
+
+
+@pytest.mark.parametrize("palette, message", [
+    ([[0, 0, 0]] * 257, "at most 256"),
+    ([[True, 0, 0]], "integers in 0..255"),
+    ([[0, 0, 256]], "integers in 0..255"),
+])
+def test_sidecar_palette_is_checked_where_it_enters(tmp_path, palette, message):
+    import json
+    import shutil
+
+    from fixtures.reference import model_path
+    from mtkseg.errors import InvalidModelError
+    from mtkseg.runtime.metadata import read_sidecar
+
+    model = tmp_path / "m.tflite"
+    shutil.copyfile(model_path("int8_io"), model)
+    (tmp_path / "m.json").write_text(json.dumps({"format": "mtkseg-model/1", "palette": palette}))
+    with pytest.raises(InvalidModelError, match=message):
+        read_sidecar(model)

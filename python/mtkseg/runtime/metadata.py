@@ -312,10 +312,13 @@ def read_sidecar(model_path: Optional[Path]) -> Optional[Sidecar]:
     palette = doc.get("palette")
     if palette is not None:
         ok = isinstance(palette, list) and palette and all(
-            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in palette
+            isinstance(c, list) and len(c) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c) for c in palette
         )
         if not ok:
             raise InvalidModelError(f"sidecar {path}: palette must be a list of [r, g, b] integers in 0..255")
+        if len(palette) > 256:  # masks are uint8: colour 256 and up could never be drawn
+            raise InvalidModelError(f"sidecar {path}: palette lists {len(palette)} colours; at most 256 (uint8 masks)")
         palette = tuple(tuple(c) for c in palette)
     mean = std = None
     norm = doc.get("normalization")
