@@ -128,7 +128,7 @@ def _run_workers(args: List[str], tmp: Path, timeout: float = 420.0) -> List[str
     logs = [tmp.parent / f"worker{i}.log" for i in range(2)]
     procs = []
     for i in range(2):
-        cmd = [sys.executable, "-m", "mtkseg.train", *args, "--distribute", "multiworker", "--workers", workers,
+        cmd = [sys.executable, "-m", "mtkseg.cli", "train", *args, "--distribute", "multiworker", "--workers", workers,
                "--worker-index", str(i)]
         procs.append(subprocess.Popen(cmd, stdout=logs[i].open("w"), stderr=subprocess.STDOUT, env=env))
     deadline = time.monotonic() + timeout
