@@ -249,9 +249,11 @@ def test_tflite_conversion_uses_resize_nearest_and_matches_keras(tmp_path):
 
 
 # ---------------------------------------------------------------- smoke: train -> resume -> export -> eval
-def _synthetic_dataset(root: Path, n_train=6, n_val=2, size=(48, 64)):
-    """Rectangles of three colour-coded classes on a background class, plus void borders."""
-    rng = np.random.default_rng(0)
+def _synthetic_dataset(root: Path, n_train=6, n_val=2, size=(48, 64), rect=(8, 16), seed=0):
+    """Rectangles of three colour-coded classes (sides in ``[rect[0], rect[1])``) on a background
+    class, plus void borders."""
+    rng = np.random.default_rng(seed)
+    lo, hi = rect
     classes = {"num_classes": 4, "ignore_index": 255, "classes": {
         "0": {"name": "bg", "color": [0, 0, 0]}, "1": {"name": "red", "color": [200, 40, 40]},
         "2": {"name": "green", "color": [40, 200, 40]}, "3": {"name": "blue", "color": [40, 40, 200]}}}
@@ -264,8 +266,8 @@ def _synthetic_dataset(root: Path, n_train=6, n_val=2, size=(48, 64)):
         for i in range(n):
             mask = np.zeros(size, np.uint8)
             for c in (1, 2, 3):
-                y, x = rng.integers(0, size[0] - 16), rng.integers(0, size[1] - 16)
-                mask[y:y + rng.integers(8, 16), x:x + rng.integers(8, 16)] = c
+                y, x = rng.integers(0, size[0] - hi), rng.integers(0, size[1] - hi)
+                mask[y:y + rng.integers(lo, hi), x:x + rng.integers(lo, hi)] = c
             img = colors[mask] + rng.integers(0, 20, (*size, 3), dtype=np.uint8)
             mask[:, :2] = 255
             cv2.imwrite(str(root / "images" / split / f"s{i}.png"), img[..., ::-1])
