@@ -9,6 +9,7 @@ the cases no real model in the folder has: stale declared shapes, int8 class ind
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -326,3 +327,65 @@ def test_scene_models_give_several_classes(name, image, classes):
         mask = seg.run(ext(image)).mask
     shares = np.bincount(mask.ravel(), minlength=classes) / mask.size
     assert mask.max() < classes and (shares >= 0.05).sum() >= 2  # measured mlperf 0.31/0.23/0.12, kamuisi 0.59/0.39
+
+
+# ---- the same overrides from the command line ----
+
+def test_cli_labels_file_on_coral_bird(tmp_path, capsys):
+    """`mtkseg run --labels FILE`: names from Coral's label map, the mask scored against Coral's own."""
+    from mtkseg.cli import main
+
+    assert main(["run", str(ext("coral_deeplabv3_mnv2_pascal_quant.tflite")), str(ext("coral_bird_segmentation.bmp")),
+                 "--labels", str(ext("coral_pascal_voc_segmentation_labels.txt")), "-o", str(tmp_path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "bird" in json.dumps(doc)  # the class shares are named from the file
+    mask = cv2.imread(str(tmp_path / "coral_bird_segmentation_mask.png"), cv2.IMREAD_UNCHANGED)
+    gt = cv2.imread(str(ext("coral_bird_segmentation_mask.bmp")), cv2.IMREAD_UNCHANGED)
+    gt = gt if gt.ndim == 2 else gt[..., 0]
+    assert iou(mask == 3, gt == 3) >= 0.9  # measured 0.906, as through the Python API
+
+
+def test_cli_output_tensor_and_map_size(capsys):
+    from mtkseg.cli import main
+
+    pose = str(ext("mediapipe_pose_landmark_lite_v0.8.6_with_seg_head.tflite"))
+    assert main(["info", pose, "--output-tensor", "Identity_3", "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["output_index"] == 3 and model["num_classes"] == 39
+    assert main(["info", pose, "--output-tensor", "3", "--json"]) == 0  # an index
+    assert json.loads(capsys.readouterr().out)["model"]["output_name"] == "Identity_3"
+    assert main(["info", pose, "--output-tensor", "0"]) == 1
+    assert "not a segmentation map" in capsys.readouterr().err
+    flat = str(ext("anil_bilinear_fin_munet_dynrange_flat.tflite"))
+    assert main(["info", flat, "--output-map-size", "64x256", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["output_size"] == [64, 256]
+    assert main(["info", flat, "--output-map-size", "100x100"]) == 1
+    assert "not a multiple" in capsys.readouterr().err
+
+
+def test_cli_normalization(tmp_path):
+    """`--normalization` reaches the model: the CLI's BodyPix mask against the raw interpreter's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mtkseg.cli import main
+
+    model, image = ext("backscrub_body-pix-float-050-8.tflite"), ext("anil_sample_kid8.jpg")
+    bgr = cv2.imread(str(image))
+    interp = Interpreter(str(model))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    h, w = inp["shape"][1:3]
+    rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    interp.set_tensor(inp["index"], ((rgb - 127.5) / 127.5)[None])
+    interp.invoke()
+    person = (interp.get_tensor(out["index"])[0, ..., 0] > 0).astype(np.uint8)  # [-1, 1] input, logit > 0
+    reference = cv2.resize(person, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_NEAREST)
+    agreement = {}
+    for norm in ("symmetric", "127.5,127.5", None):
+        folder = tmp_path / str(norm)
+        assert main(["run", str(model), str(image), "-o", str(folder)] + (["--normalization", norm] if norm else [])) == 0
+        mask = cv2.imread(str(folder / "anil_sample_kid8_mask.png"), cv2.IMREAD_UNCHANGED)
+        agreement[norm] = float(((mask != 0) == reference).mean())
+    # measured 0.9990 for both spellings; the default x/255 guess 0.9888
+    assert agreement["symmetric"] >= 0.997 and agreement["127.5,127.5"] >= 0.997
+    assert agreement[None] < 0.995

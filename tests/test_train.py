@@ -438,13 +438,14 @@ def test_converted_encoder_classifies_imagenet_photos():
         assert total["right"] > total[bug] + 0.1, (bug, total)
 
 
-def test_lite_fpn_shapes_macs_and_int8_ops(tmp_path):
+@pytest.mark.parametrize("output_stride", [4, 2])
+def test_lite_fpn_shapes_macs_and_int8_ops(tmp_path, output_stride):
     from mtkseg.runtime.compute import count_macs as tflite_macs
     from mtkseg.train.export import tflite_ops
     from mtkseg.train.models import lite_fpn, with_input_size
 
-    model = lite_fpn(6, channels=16, head_channels=8)
-    assert model(np.zeros((1, 64, 96, 3), np.float32)).shape == (1, 16, 24, 6)
+    model = lite_fpn(6, channels=16, head_channels=8, output_stride=output_stride, fine_channels=8)
+    assert model(np.zeros((1, 64, 96, 3), np.float32)).shape == (1, 64 // output_stride, 96 // output_stride, 6)
     with pytest.raises(InvalidArgumentError, match="divisible by 32"):
         lite_fpn(6, input_shape=(70, 96, 3))
     fixed = with_input_size(model, (64, 96))
@@ -461,7 +462,7 @@ def test_lite_fpn_shapes_macs_and_int8_ops(tmp_path):
     ops = tflite_ops(path)
     allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "LOGISTIC", "RESIZE_NEAREST_NEIGHBOR"}
     assert set(ops) <= allowed, set(ops) - allowed  # no QUANTIZE/DEQUANTIZE, TILE or RESHAPE chains
-    assert ops["RESIZE_NEAREST_NEIGHBOR"] == 3
+    assert ops["RESIZE_NEAREST_NEIGHBOR"] == (3 if output_stride == 4 else 5)
     # the MACs counted from the .tflite equal the Keras layer formula (two independent walks)
     assert tflite_macs(path).macs == count_macs(model, (64, 96))
 
@@ -508,3 +509,57 @@ def test_encoder_lr_multiplier_and_freeze(tmp_path):
     np.testing.assert_array_equal(trained.get_layer("block3_dw_conv").get_weights()[0],
                                   fresh.get_layer("block3_dw_conv").get_weights()[0])
     assert not np.allclose(trained.get_layer("logits").get_weights()[0], fresh.get_layer("logits").get_weights()[0])
+
+
+def _run_dir_with_weights(folder: Path, model, **train_fields) -> Path:
+    """A run directory as `mtkseg train` leaves it: config.json + last.weights.h5."""
+    from mtkseg.train.loop import TrainConfig
+
+    folder.mkdir(parents=True)
+    cfg = TrainConfig(out=str(folder), num_classes=int(model.output.shape[-1]), **train_fields)
+    doc = {"format": "mtkseg-train-run/1", "train": cfg.to_dict(), "class_weights": [0.5, 1.0, 2.0, 4.0]}
+    (folder / "config.json").write_text(json.dumps(doc))
+    model.save_weights(folder / "last.weights.h5")
+    return folder / "last.weights.h5"
+
+
+def test_stride2_model_starts_from_stride4_weights(tmp_path):
+    """Warm start by name: the stride-2 model's first prediction is the stride-4 logits, nearest-upsampled."""
+    from mtkseg.train.loop import init_from_weights
+    from mtkseg.train.models import lite_fpn
+
+    keras_utils = __import__("keras").utils
+    keras_utils.set_random_seed(0)
+    small = dict(channels=16, head_channels=8)
+    s4 = lite_fpn(4, **small)
+    weights = _run_dir_with_weights(tmp_path / "s4", s4, arch="lite0-fpn", **small)
+    s2 = lite_fpn(4, output_stride=2, fine_channels=8, **small)
+    line = init_from_weights(s2, weights, 4)
+    assert "new (freshly initialised): dec_fine_conv" in line and "logits_fine" in line
+    x = np.random.default_rng(1).random((2, 64, 96, 3)).astype(np.float32)
+    coarse = s4.predict(x, verbose=0)
+    np.testing.assert_allclose(s2.predict(x, verbose=0), coarse.repeat(2, axis=1).repeat(2, axis=2), atol=1e-5)
+    # a width that differs is an error that names the layer, not a silent partial load
+    with pytest.raises(TrainingError, match="dec_p32_conv"):
+        init_from_weights(lite_fpn(4, channels=24, head_channels=8), weights, 4)
+    with pytest.raises(TrainingError, match="no such file"):
+        init_from_weights(s2, tmp_path / "missing.weights.h5", 4)
+
+
+def test_prior_correction_shifts_logits_by_minus_alpha_log_w(tmp_path):
+    from mtkseg.train.export import apply_prior_correction, prior_correction_offsets
+    from mtkseg.train.models import lite_fpn
+
+    w = [0.5, 1.0, 2.0, 4.0]
+    np.testing.assert_allclose(prior_correction_offsets(w, 0.75), -0.75 * np.log(w), rtol=1e-6)
+    model = lite_fpn(4, channels=16, head_channels=8, output_stride=2, fine_channels=8)
+    weights = _run_dir_with_weights(tmp_path / "run", model, arch="lite0-fpn", channels=16, head_channels=8,
+                                    output_stride=2, fine_channels=8)
+    x = np.random.default_rng(2).random((1, 64, 64, 3)).astype(np.float32)
+    before = model.predict(x, verbose=0)
+    offsets = apply_prior_correction(model, weights.parent / "config.json", 0.75)
+    after = model.predict(x, verbose=0)
+    np.testing.assert_allclose(after - before, np.broadcast_to(-0.75 * np.log(w), before.shape), atol=1e-5)
+    np.testing.assert_allclose(offsets, -0.75 * np.log(w), atol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="positive"):
+        prior_correction_offsets([1.0, 0.0], 0.5)

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("--dataset-name", default=None, help="dataset description stored in the sidecar")
     p.add_argument("--license", dest="license_text", default=None, help="licence note stored in the sidecar and metadata")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output model and its sidecar JSON")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="ALPHA",
+                   help="subtract ALPHA*log(class weight) from the logits (0-1; folded into the last layer's bias): "
+                        "takes back part of the class weighting; choose ALPHA on a held-out split with "
+                        "scripts/choose_prior_correction.py (default 0)")
     p.add_argument("--no-metadata", dest="metadata", action="store_false",
                    help="do not embed TFLite metadata (labels, normalisation) in the model; the sidecar JSON is "
                         "written either way")
@@ -84,7 +88,7 @@ def handler(args: argparse.Namespace) -> int:
         args.checkpoint, args.output, quant=args.quant, calib_dir=args.calib, calib_split=args.calib_split,
         calib_count=args.calib_count, io_type=args.io_type, input_size=args.input_size, metrics=metrics,
         license_text=args.license_text, dataset_name=args.dataset_name, metadata=args.metadata,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, prior_correction=args.prior_correction,
     )
     ops = ", ".join(f"{k}x{v}" for k, v in sorted(res.ops.items()))
     print(f"wrote {res.model_path} ({res.size_bytes / 1e6:.2f} MB, {res.quant}, io {res.io_type}, "

@@ -48,7 +48,9 @@ def handler(args: argparse.Namespace) -> int:
                            "coverage": seg.delegate_coverage.to_dict() if seg.delegate_coverage else None,
                            "skipped": [{"name": n, "reason": r} for n, r in seg.delegate_attempts]}
     if info is None:
-        info = inspect_model(model, input_size=args.input_size)  # as declared in the file
+        info = inspect_model(model, input_size=args.input_size, labels=args.labels, output=args.output_tensor,
+                             normalization=args.normalization,
+                             output_map_size=args.output_map_size)  # as declared in the file
     if args.json:
         doc = {"model": info.to_dict()}
         if args.load:

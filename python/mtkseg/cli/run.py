@@ -51,6 +51,44 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--interpolation", choices=("linear", "area", "auto"), default="linear",
                    help="resizing of frames to the model input: linear (default, as in training pipelines), "
                         "area (anti-aliased, slower) or auto (area for downscales of 2x or more)")
+    g = p.add_argument_group("model interpretation (what the file does not say, or says wrongly)")
+    g.add_argument("--normalization", type=_normalization_arg, default=None, metavar="NAME|MEAN,STD",
+                   help="input range of a float model without metadata: unit (x/255, the default guess), raw "
+                        "(0..255), symmetric ([-1, 1]) or MEAN,STD in pixel units, e.g. 127.5,127.5")
+    g.add_argument("--labels", default=None, metavar="FILE",
+                   help="class names: a text label map, one name per line (Coral/MLPerf style; 'INDEX NAME' lines "
+                        "too), or a JSON list; overrides the model's metadata and sidecar")
+    g.add_argument("--output-tensor", type=_output_arg, default=None, metavar="NAME|INDEX",
+                   help="which model output is the segmentation map, by tensor name or index (default: chosen "
+                        "from the shapes; `mtkseg info` lists the outputs)")
+    g.add_argument("--output-map-size", type=size_hw, default=None, metavar="HxW",
+                   help="height and width of a flattened [1, H*W(*C)] output (default: the input's)")
+
+
+def _normalization_arg(text: str):
+    """``--normalization``: a name, or ``MEAN,STD`` (one value each, in 0..255 pixel units)."""
+    from ..runtime.info import NORMALIZATIONS
+
+    key = text.strip().lower()
+    if key in NORMALIZATIONS:
+        return key
+    parts = key.split(",")
+    try:
+        mean, std = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(sorted(NORMALIZATIONS))} or MEAN,STD (e.g. 127.5,127.5), got {text!r}") from None
+    if not std > 0:
+        raise argparse.ArgumentTypeError(f"STD must be > 0, got {std}")
+    return (mean, std)
+
+
+def _output_arg(text: str):
+    """``--output-tensor``: an index when it is a non-negative integer, else a tensor name."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("expected a tensor name or index")
+    return int(text) if text.isdigit() else text
 
 
 def resolve_model(model: str) -> str:
@@ -81,7 +119,9 @@ def segmenter_options(args: argparse.Namespace, **kwargs: Any) -> "SegmenterOpti
     delegate = "auto" if args.accelerator is not None and args.delegate == "auto" else args.delegate
     return SegmenterOptions.from_kwargs(**{**dict(
         delegate=delegate, accelerator=args.accelerator, num_threads=args.threads,
-        input_size=args.input_size, interpolation=args.interpolation), **kwargs})
+        input_size=args.input_size, interpolation=args.interpolation, labels=getattr(args, "labels", None),
+        normalization=getattr(args, "normalization", None),
+        output=getattr(args, "output_tensor", None), output_map_size=getattr(args, "output_map_size", None)), **kwargs})
 
 
 def make_segmenter(args: argparse.Namespace, model: Any = None, **kwargs: Any) -> "Segmenter":

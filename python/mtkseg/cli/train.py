@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "encoder (ImageNet weights) + light FPN decoder, logits at 1/4")
     g.add_argument("--channels", type=int, default=96, help="liteN-fpn: decoder channels (default 96)")
     g.add_argument("--head-channels", type=int, default=64, help="liteN-fpn: channels of the last refinement (default 64)")
+    g.add_argument("--output-stride", type=int, default=4, choices=(2, 4),
+                   help="liteN-fpn: logits at 1/4 of the input, or 1/2 with a residual refinement (default 4)")
+    g.add_argument("--fine-channels", type=int, default=24,
+                   help="liteN-fpn --output-stride 2: channels of the stride-2 refinement (default 24)")
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="liteN-fpn: random encoder instead of the ImageNet weights")
     g.add_argument("--base", type=int, default=12, help="channels of the first level (default 12)")
@@ -112,7 +116,8 @@ def config_from_args(args: argparse.Namespace):
             raise TrainingError(f"--class-weights: expected 'median', 'median-sqrt' or numbers, got {args.class_weights!r}") from None
     return TrainConfig(
         data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
-        arch=args.arch, channels=args.channels, head_channels=args.head_channels, pretrained=args.pretrained,
+        arch=args.arch, channels=args.channels, head_channels=args.head_channels,
+        output_stride=args.output_stride, fine_channels=args.fine_channels, pretrained=args.pretrained,
         encoder_lr_mult=args.encoder_lr_mult, freeze_encoder_epochs=args.freeze_encoder_epochs,
         hue_p=args.hue_p, hue=args.hue, gamma_p=args.gamma_p, cast_p=args.cast_p, cast=args.cast,
         blur_p=args.blur_p, sky_p=args.sky_p,

@@ -82,10 +82,12 @@ def _blocks(variant: str) -> List[_Block]:
     return blocks
 
 
-def encoder_features(inputs, variant: str = "lite0", bn_momentum: float = 0.9) -> list:
+def encoder_features(inputs, variant: str = "lite0", bn_momentum: float = 0.9,
+                     strides: Sequence[int] = FEATURE_STRIDES) -> list:
     """Apply the EfficientNet-Lite encoder to a Keras tensor (RGB in [0, 1]).
 
-    Returns the feature maps at strides 4, 8, 16 and 32 (the last block of each resolution).
+    Returns the feature maps at ``strides`` (any of 2, 4, 8, 16, 32; the last block of each
+    resolution), by default 4, 8, 16 and 32.
     Layer names follow the PyTorch state dict (``stem_conv``, ``block{i}_expand_conv``...), so
     :func:`load_imagenet_weights` finds them in any model built on this function.
     """
@@ -93,6 +95,8 @@ def encoder_features(inputs, variant: str = "lite0", bn_momentum: float = 0.9) -
 
     if variant not in VARIANTS:
         raise InvalidArgumentError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
+    if not strides or any(s not in (2, 4, 8, 16, 32) for s in strides):
+        raise InvalidArgumentError(f"strides: expected values among 2, 4, 8, 16, 32, got {strides!r}")
 
     def bn(x, label):
         return layers.BatchNormalization(momentum=bn_momentum, epsilon=_BN_EPS, name=f"{label}_bn")(x)
@@ -117,7 +121,7 @@ def encoder_features(inputs, variant: str = "lite0", bn_momentum: float = 0.9) -
             stride *= 2
         x = y
     features[stride] = x
-    return [features[s] for s in FEATURE_STRIDES]
+    return [features[s] for s in strides]
 
 
 def is_encoder_layer(name: str) -> bool:

@@ -21,7 +21,8 @@ from ..data import SegmentationDataset, resize_image
 from ..errors import ExportError, InvalidArgumentError
 from .sidecar import build_sidecar, sidecar_path, write_sidecar
 
-__all__ = ["QUANT_MODES", "IO_TYPES", "ExportResult", "export_tflite", "resolve_checkpoint", "tflite_ops"]
+__all__ = ["QUANT_MODES", "IO_TYPES", "ExportResult", "export_tflite", "resolve_checkpoint", "tflite_ops",
+           "prior_correction_offsets", "apply_prior_correction"]
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 IO_TYPES = ("float32", "int8", "uint8")
@@ -131,6 +132,7 @@ def export_tflite(
     metadata: bool = True,
     model_name: Optional[str] = None,
     overwrite: bool = True,
+    prior_correction: float = 0.0,
 ) -> ExportResult:
     """Convert ``checkpoint`` (run dir or ``*.weights.h5``) to ``output`` (.tflite) + sidecar JSON.
 
@@ -147,6 +149,12 @@ def export_tflite(
         model_name: name stored in the metadata (default: the output file's stem).
         overwrite: replace an existing model/sidecar (the CLI passes False unless --overwrite);
             both are written atomically and never over the checkpoint being converted.
+        prior_correction: ``alpha`` in [0, 1]: subtract ``alpha * log(w_c)`` from the logits of
+            a run trained with class weights ``w_c`` (folded into the last convolution's bias, so it
+            costs nothing at run time).  Weighted cross-entropy shifts each logit by about
+            ``log(w_c)``; taking part of that back trades rare-class recall for precision.
+            ``alpha`` is a hyperparameter: choose it on a held-out split
+            (``scripts/choose_prior_correction.py``), not on the test set.
     """
     if quant not in QUANT_MODES:
         raise InvalidArgumentError(f"quant: expected one of {QUANT_MODES}, got {quant!r}")
@@ -157,6 +165,9 @@ def export_tflite(
     out = Path(output)
     if out.suffix != ".tflite":
         raise InvalidArgumentError(f"output: expected a .tflite path, got {out}")
+    if isinstance(prior_correction, bool) or not isinstance(prior_correction, (int, float)) \
+            or not 0.0 <= float(prior_correction) <= 1.0:
+        raise InvalidArgumentError(f"prior_correction: expected a number in [0, 1], got {prior_correction!r}")
     weights_path, config_path = resolve_checkpoint(checkpoint)
     from .. import _io
 
@@ -181,6 +192,9 @@ def export_tflite(
         model.load_weights(weights_path)
     except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
         raise ExportError(f"{weights_path}: cannot load weights into the run's model ({exc})") from exc
+    offsets = None
+    if prior_correction:
+        offsets = apply_prior_correction(model, config_path, float(prior_correction))
     fixed = with_input_size(model, size)
 
     with tempfile.TemporaryDirectory(prefix="mtkseg-export-") as tmp:
@@ -202,15 +216,48 @@ def export_tflite(
     side = write_sidecar(
         sidecar_path(out), classes, input_size=size, overwrite=overwrite, metrics=metrics,
         dataset=dataset_name, license_text=license_text,
-        extra={"quantization": quant, "io_type": io_type, "architecture": _architecture(cfg, model)},
+        extra={"quantization": quant, "io_type": io_type, "architecture": _architecture(cfg, model),
+               **({"prior_correction": {"alpha": float(prior_correction), "logit_offsets": offsets}}
+                  if offsets is not None else {})},
     )
     return ExportResult(out, side, quant, io_type, size, len(blob), tflite_ops(out), weights_path)
+
+
+def prior_correction_offsets(class_weights: Sequence[float], alpha: float) -> np.ndarray:
+    """``-alpha * log(w)``: the logit offsets that take back ``alpha`` of class weighting ``w``."""
+    w = np.asarray(class_weights, np.float64)
+    if w.ndim != 1 or not len(w) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise InvalidArgumentError(f"class weights: expected positive numbers, got {class_weights!r}")
+    return (-float(alpha) * np.log(w)).astype(np.float32)
+
+
+def apply_prior_correction(model, config_path: PathLike, alpha: float) -> List[float]:
+    """Fold :func:`prior_correction_offsets` of the run's class weights into the ``logits`` layer's bias."""
+    import json
+
+    weights = json.loads(Path(config_path).read_text()).get("class_weights")
+    if weights is None:
+        raise ExportError(f"--prior-correction: {config_path} records no class weights (the run was trained "
+                          "without them), so there is nothing to correct")
+    offsets = prior_correction_offsets(weights, alpha)
+    try:
+        layer = model.get_layer("logits")
+    except ValueError as exc:
+        raise ExportError("--prior-correction: the model has no layer named 'logits'") from exc
+    kernel, bias = layer.get_weights()
+    if bias.shape != offsets.shape:
+        raise ExportError(f"--prior-correction: {len(offsets)} class weights for {bias.shape[0]} logits")
+    layer.set_weights([kernel, bias + offsets])
+    return [round(float(v), 6) for v in offsets]
 
 
 def _architecture(cfg, model) -> dict:
     if cfg.arch == "unet":
         arch = {"name": "unet", "base": cfg.base, "depth": cfg.depth, "residual": cfg.residual}
     else:
-        arch = {"name": cfg.arch, "channels": cfg.channels, "head_channels": cfg.head_channels, "output_stride": 4}
+        arch = {"name": cfg.arch, "channels": cfg.channels, "head_channels": cfg.head_channels,
+                "output_stride": cfg.output_stride}
+        if cfg.output_stride == 2:
+            arch["fine_channels"] = cfg.fine_channels
     arch["parameters"] = int(model.count_params())
     return arch

@@ -58,6 +58,8 @@ class TrainConfig:
     arch: str = "unet"  # one of mtkseg.train.models.ARCHS
     channels: int = 96  # *-fpn: decoder channels
     head_channels: int = 64  # *-fpn: channels of the last (stride-4) refinement
+    output_stride: int = 4  # *-fpn: 4, or 2 for a residual stride-2 refinement of the logits
+    fine_channels: int = 24  # *-fpn with output_stride 2: channels of the stride-2 refinement
     pretrained: bool = True  # *-fpn: start the encoder from its ImageNet weights
     encoder_lr_mult: float = 1.0  # encoder learning rate = lr * encoder_lr_mult
     freeze_encoder_epochs: float = 0.0  # train only the decoder for this many epochs first
@@ -179,6 +181,55 @@ def load_run_config(path: Union[str, "os.PathLike[str]"]) -> Tuple[TrainConfig, 
     return TrainConfig.from_dict(doc["train"]), doc.get("classes", {})
 
 
+def init_from_weights(model, weights: Union[str, "os.PathLike[str]"], num_classes: int) -> str:
+    """Initialise ``model`` from a ``.weights.h5`` file; returns a line saying what was loaded.
+
+    Keras matches a weights file to a model by position, so a file from a different
+    architecture cannot load directly.  Where the file sits in a run directory (its
+    ``config.json`` beside it), the run's own model is rebuilt, loaded, and its weights copied
+    layer by layer *by name*: that is how a stride-2 model starts from stride-4 weights.  Layers
+    the file does not have keep their fresh initialisation and are named in the returned line;
+    a layer present in both with different weight shapes is an error.
+    """
+    path = Path(weights)
+    if not path.is_file():
+        raise TrainingError(f"--init-weights {path}: no such file")
+    run_config = path.parent / "config.json"
+    if not run_config.is_file():
+        try:
+            model.load_weights(str(path))
+        except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
+            raise TrainingError(f"--init-weights {path}: cannot load into this model ({exc}); a file inside a "
+                                "run directory (with its config.json) loads layer by layer instead") from exc
+        return f"initialised from {path}"
+    source_cfg, _ = load_run_config(run_config)
+    source = model_from_config(source_cfg, source_cfg.num_classes or num_classes)
+    try:
+        source.load_weights(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise TrainingError(f"--init-weights {path}: does not match its run's {run_config} ({exc})") from exc
+    by_name = {layer.name: layer for layer in source.layers if layer.weights}
+    copied, fresh = 0, []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        src = by_name.get(layer.name)
+        if src is None:
+            fresh.append(layer.name)
+            continue
+        values = src.get_weights()
+        shapes = [tuple(v.shape) for v in values]
+        if shapes != [tuple(w.shape) for w in layer.weights]:
+            raise TrainingError(f"--init-weights {path}: layer {layer.name} has weights {shapes} there but "
+                                f"{[tuple(w.shape) for w in layer.weights]} here (a different width or class count)")
+        layer.set_weights(values)
+        copied += 1
+    line = f"initialised {copied} layers by name from {path}"
+    if fresh:
+        line += f"; new (freshly initialised): {', '.join(fresh)}"
+    return line
+
+
 def _progress(iterable, total: int, desc: str, enabled: bool):
     if not enabled:
         return iterable
@@ -259,7 +310,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
                 f"{run_dir}: nothing to resume (needs state.json and last.weights.h5); drop --resume to start fresh"
             )
         saved, _ = load_run_config(run_dir)
-        for key in ("arch", "base", "depth", "residual", "channels", "head_channels", "num_classes"):
+        for key in ("arch", "base", "depth", "residual", "channels", "head_channels", "output_stride", "fine_channels",
+                    "num_classes"):
             if getattr(saved, key) != getattr(config, key) and getattr(config, key) is not None:
                 raise TrainingError(
                     f"--resume: {key}={getattr(config, key)!r} differs from the run's {getattr(saved, key)!r}"
@@ -347,11 +399,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
         start_epoch, best_miou, best_epoch = 0, -1.0, -1
         if config.init_weights and not resume:
-            try:
-                model.load_weights(config.init_weights)
-            except Exception as exc:  # noqa: BLE001 - keras raises several types for mismatched files
-                raise TrainingError(f"--init-weights {config.init_weights}: cannot load into this model ({exc})") from exc
-            log(f"initialised from {config.init_weights}")
+            log(init_from_weights(model, config.init_weights, num_classes))
         if resume:
             state = json.loads(state_path.read_text())
             model.load_weights(run_dir / "last.weights.h5")
@@ -466,7 +514,8 @@ def model_from_config(config: TrainConfig, num_classes: int):
     from .models import build_model
 
     return build_model(config.arch, num_classes, base=config.base, depth=config.depth, residual=config.residual,
-                       channels=config.channels, head_channels=config.head_channels, bn_momentum=config.bn_momentum)
+                       channels=config.channels, head_channels=config.head_channels, bn_momentum=config.bn_momentum,
+                       output_stride=config.output_stride, fine_channels=config.fine_channels)
 
 
 def to_label_size(logits, labels):

@@ -132,8 +132,10 @@ def lite_fpn(
     input_shape: Tuple[Optional[int], Optional[int], int] = (None, None, 3),
     name: Optional[str] = None,
     bn_momentum: float = 0.9,
+    output_stride: int = 4,
+    fine_channels: int = 24,
 ) -> keras.Model:
-    """EfficientNet-Lite encoder + a light FPN decoder with logits at 1/4 of the input.
+    """EfficientNet-Lite encoder + a light FPN decoder with logits at 1/4 (or 1/2) of the input.
 
     The decoder gates the stride-32 features with a global-context branch (LR-ASPP's
     ``sigmoid(conv(global pool))``), then walks down strides 16, 8 and 4: nearest 2x upsample,
@@ -141,15 +143,25 @@ def lite_fpn(
     Every op converts to a plain TFLite builtin that XNNPACK runs and int8 quantises well
     (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, LOGISTIC, RESIZE_NEAREST_NEIGHBOR).
 
+    ``output_stride=2`` adds a residual refinement at 1/2: the stride-4 logits, upsampled
+    (nearest), plus a correction computed from the decoder's stride-4 features and the
+    encoder's stride-2 features (``fine_channels`` wide).  The correction's last convolution
+    starts at zero, so a stride-2 model initialised from stride-4 weights
+    (``--init-weights``) starts out predicting exactly what the stride-4 model did; thin
+    classes (poles, signs, pedestrians) are what the finer logits are for.
+
     Input height and width must be multiples of 32.  Returns a Keras model mapping RGB in
-    [0, 1] ``(B, H, W, 3)`` to logits ``(B, H/4, W/4, num_classes)``; the Segmenter resizes them
-    to the frame.
+    [0, 1] ``(B, H, W, 3)`` to logits ``(B, H/s, W/s, num_classes)`` for ``s = output_stride``;
+    the Segmenter resizes them to the frame.
     """
     from .efficientnet_lite import VARIANTS, encoder_features
 
     if variant not in VARIANTS:
         raise InvalidArgumentError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
-    for arg, value in (("num_classes", num_classes), ("channels", channels), ("head_channels", head_channels)):
+    if output_stride not in (2, 4) or isinstance(output_stride, bool):
+        raise InvalidArgumentError(f"output_stride: expected 2 or 4, got {output_stride!r}")
+    for arg, value in (("num_classes", num_classes), ("channels", channels), ("head_channels", head_channels),
+                       ("fine_channels", fine_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{arg}: expected an integer >= 1, got {value!r}")
     if len(input_shape) != 3 or input_shape[2] != 3:
@@ -159,7 +171,7 @@ def lite_fpn(
             raise InvalidArgumentError(f"input_shape: {input_shape[:2]} must be divisible by 32")
     m = bn_momentum
     inputs = keras.Input(shape=input_shape, name="image")
-    c4, c8, c16, c32 = encoder_features(inputs, variant, bn_momentum)
+    c2, c4, c8, c16, c32 = encoder_features(inputs, variant, bn_momentum, strides=(2, 4, 8, 16, 32))
     # global context gate on the deepest features
     ctx = layers.GlobalAveragePooling2D(keepdims=True, name="dec_ctx_pool")(c32)
     ctx = layers.Conv2D(channels, 1, activation="sigmoid", name="dec_ctx_conv")(ctx)
@@ -171,6 +183,12 @@ def lite_fpn(
         x = layers.Add(name=f"dec_add{stride}")([x, lateral])
         x = _sep_conv(x, head_channels if stride == 4 else channels, f"dec_ref{stride}", m)
     logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    if output_stride == 2:
+        r = NearestUpsample2D(name="dec_up2")(_conv_bn(x, fine_channels, 1, "dec_fine", momentum=m))
+        r = layers.Add(name="dec_add2")([r, _conv_bn(c2, fine_channels, 1, "dec_lat2", momentum=m)])
+        r = _sep_conv(r, fine_channels, "dec_ref2", m)
+        correction = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="logits_fine")(r)
+        logits = layers.Add(name="logits_add")([NearestUpsample2D(name="logits_up")(logits), correction])
     return keras.Model(inputs, logits, name=name or f"mtkseg_{variant}_fpn")
 
 
@@ -180,7 +198,7 @@ def build_model(arch: str, num_classes: int, **kw) -> keras.Model:
         keys = ("base", "depth", "residual", "bn_momentum")
         return unet(num_classes, **{k: v for k, v in kw.items() if k in keys})
     if arch in ARCHS:
-        keys = ("channels", "head_channels", "bn_momentum")
+        keys = ("channels", "head_channels", "bn_momentum", "output_stride", "fine_channels")
         return lite_fpn(num_classes, variant=arch.split("-")[0], **{k: v for k, v in kw.items() if k in keys})
     raise InvalidArgumentError(f"arch: expected one of {ARCHS}, got {arch!r}")
 
