@@ -38,10 +38,11 @@ import mtkseg  # noqa: E402
 from mtkseg import video  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "udacity_lanelines_solidWhiteRight.mp4"
+WARMUP = 5  # untimed frames on each side before the timed ones
 
 
 def compare(seg: mtkseg.Segmenter, cpu: mtkseg.Segmenter, frames: list) -> dict:
-    for f in frames[:5]:
+    for f in frames[:WARMUP]:
         seg.run(f), cpu.run(f)
     agree, t_acc, t_cpu = [], [], []
     for f in frames:
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     cpu = mtkseg.Segmenter(args.model, delegate="cpu")
     rows = ["| how | runs on | infer median (accelerator / CPU) | masks equal to the CPU's | stream fps |",
             "|---|---|---|---|---|"]
+    notes = []
     for label, spec in ((f'accelerator="{args.name}"', {"accelerator": args.name}),
                         (f'delegate="{args.name}"', {"delegate": args.name})):
         try:
@@ -85,6 +87,8 @@ def main(argv=None) -> int:
                 f"{100 * r['agree_min']:.2f} % worst frame | {stats.fps:.1f} ({stats.workers}) |")
         print(line, flush=True)
         rows.append(line)
+        notes.append(f"`{label}` ({seg.backend}): {100 * (1 - r['agree_mean']):.2f} % of mask pixels differ from the "
+                     f"CPU's on average, {100 * (1 - r['agree_min']):.2f} % on the worst frame.")
         seg.close()
     model = Path(cpu.info.path or "<bytes>")
     shown = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
@@ -94,10 +98,11 @@ def main(argv=None) -> int:
         f"## Accelerator `{args.name}` vs CPU (`bench/accelerator.py`)",
         "",
         f"Command: `{cmd}`  ",
-        f"Machine: {machine_line()}; model: `{shown}`; {len(frames)} frames of `{args.clip.name}` after 5 "
-        "warm-ups, accelerator and CPU alternating frame by frame.",
+        f"Machine: {machine_line()}, {cpu.backend}; model: `{shown}`; {len(frames)} frames of `{args.clip.name}` after "
+        f"{WARMUP} warm-ups, accelerator and CPU alternating frame by frame.",
         "",
         *rows,
+        *(["", " ".join(notes)] if notes else []),
     ])
     print(md)
     if not args.no_write:

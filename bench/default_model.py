@@ -92,7 +92,8 @@ def main() -> int:
     lines = [f"`python bench/default_model.py --model {args.model} --reference {args.reference} "
              f"--threads {args.threads} --rounds {args.rounds}"
              + (f" --section {args.section}" if args.section != "default-model" else "") + " --write-results`", "",
-             "| model | GMACs (from .tflite) | size | invoke | run() 1280x720 | pre | post | (pre+post)/invoke |",
+             f"| model | GMACs (from .tflite) | size | invoke | run() {frame.shape[1]}x{frame.shape[0]} | pre | post "
+             "| (pre+post)/invoke |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for k, p in paths.items():
         macs = count_macs(p)
@@ -104,7 +105,8 @@ def main() -> int:
     lines += ["", f"invoke speed-up of {Path(model).name} over {Path(args.reference).name}: "
               f"**{statistics.median(ratios):.2f}x** (median of {args.rounds} per-round ratios; "
               f"range {min(ratios):.2f}-{max(ratios):.2f}), {args.threads} threads, XNNPACK.",
-              "", f"Machine: {machine_line()}; frame: frame 0 of the lane-lines clip resized to 1280x720."]
+              "", f"Machine: {machine_line()}; frame: frame 0 of the lane-lines clip resized to "
+              f"{frame.shape[1]}x{frame.shape[0]}."]
     text = "\n".join(lines)
     print(text)
     for seg in segs.values():

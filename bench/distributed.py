@@ -90,11 +90,16 @@ def main() -> int:
     ratio_steady, ratio_wall = steady[2] / steady[1], wall[2] / wall[1]
     print(f"2 actors / 1 actor: steady {ratio_steady:.2f}x, wall {ratio_wall:.2f}x")
     command = "python bench/distributed.py " + shlex.join(sys.argv[1:])
+    import cv2  # only for the images' size in the text
+
+    first = cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED)
+    size = f"{first.shape[1]}x{first.shape[0]}" if first is not None else "size unknown"
+    cpus_per_actor = results[1][0].cpus_per_worker
     md = f"""## Ray scale-out (`bench/distributed.py`)
 
 Command: `{command.strip()}` — {machine_line()}, Ray {ray.__version__}; a local Ray cluster of {args.cpus} CPUs,
-model `{args.model.name}`, {len(images)} CamVid test images (960x720) per run, masks written; 1- and 2-actor runs
-interleaved {args.repeats}x, medians. Each actor: 1 CPU, 1 interpreter thread. Load average (1/5/15 min)
+model `{args.model.name}`, {len(images)} CamVid test images ({size}) per run, masks written; 1- and 2-actor runs
+interleaved {args.repeats}x, medians. Each actor: {cpus_per_actor} CPU(s) = interpreter thread(s). Load average (1/5/15 min)
 {load_before} before, {load_after} after (a shared machine: compare the ratio).
 
 | actors | steady frames/s | wall frames/s | start-up s | median infer ms |

@@ -160,6 +160,35 @@ def bench_model(name: str, path: str, frame: np.ndarray, threads: int, runs: int
     return row
 
 
+def compiled_model_copies(path: str) -> str:
+    """``copies_per_frame`` of the CompiledModel path (``accelerator="cpu"``), or why it is unavailable."""
+    try:
+        seg = mtkseg.Segmenter(path, accelerator="cpu", num_threads=1)
+    except mtkseg.MtksegError as exc:
+        return f"not measured ({type(exc).__name__})"
+    copies = seg.copies_per_frame
+    seg.close()
+    return f"{copies} cop{'y' if copies == 1 else 'ies'}"
+
+
+def fixture_notes(rows: List[Dict[str, object]]) -> str:
+    """The notes under the tables, every figure taken from ``rows`` (the per-model rows)."""
+    small = [r for r in rows if not str(r["name"]).startswith("bundled") and r["input"] in ("64x96", "96x48")]
+    if not small:
+        return ""
+    infer = [r["sdk"]["infer"] for r in small]
+    speed = [r["speedup"] for r in small]
+    rgb = [r["sdk"]["pre"] for r in small if r["name"] not in ("gray_input", "nchw_input")]
+    odd = [f"{r['name']} {r['sdk']['pre']:.2f} ms" for r in small if r["name"] in ("gray_input", "nchw_input")]
+    text = (f"Notes: the {len(small)} tiny fixtures (64x96 / 96x48 inputs) infer in {min(infer):.2f}-{max(infer):.2f} ms, "
+            f"so their overhead share is large although their pre+post is {min(speed):.1f}-{max(speed):.1f}x "
+            "cheaper than the naive code's.")
+    if odd and rgb:
+        text += (f" Preprocess of the gray and NCHW-input models: {', '.join(odd)}, against "
+                 f"{statistics.median(rgb):.2f} ms (median) for the NHWC RGB fixtures.")
+    return text
+
+
 def kept_vs_dropped(path: str, frame: np.ndarray, threads: int, runs: int) -> Tuple[float, float]:
     """Median ``pre`` ms when each result stays alive until the next run() (its scores are then
     copied out of the interpreter before it is overwritten) vs when it is dropped at once."""
@@ -218,12 +247,16 @@ def main() -> int:
     target_row = next(r for r in thread_rows if r["name"] == "int8_io" and r["threads"] == 2)
     kept_pre, dropped_pre = kept_vs_dropped(str(FIXTURES / "int8_io.tflite"), frame, args.threads, args.runs)
     print(f"pre with the previous result kept alive {kept_pre:.2f} ms, dropped {dropped_pre:.2f} ms")
+    fh, fw = frame.shape[:2]
+    copies = sorted({int(r["copies"]) for r in rows + thread_rows + [bil]})
+    compiled = compiled_model_copies(str(FIXTURES / "int8_io.tflite"))
+    print(f"copies per frame: Interpreter path {copies}, CompiledModel path {compiled}")
 
     head = ("| model | input | output | threads | pre | infer | post | (pre+post)/infer | naive pre | naive post | "
             "naive (pre+post)/infer | naive/SDK pre+post | heap MiB/frame SDK / naive | mask agreement |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [
-        "### Segmenter.run vs the naive numpy + OpenCV + interpreter pipeline (1280x720 BGR frame)",
+        f"### Segmenter.run vs the naive numpy + OpenCV + interpreter pipeline ({fw}x{fh} BGR frame)",
         "",
         f"Command: `python bench/runtime.py --runs {args.runs} --threads {args.threads}` — {machine_line()}, "
         f"{mtkseg.Segmenter(str(FIXTURES / 'float32.tflite'), delegate='cpu').backend}, delegate cpu (XNNPACK).",
@@ -232,16 +265,18 @@ def main() -> int:
         "ratios. Times are medians in ms. The Segmenter resizes with its default `interpolation=\"linear\"`, like "
         "the naive pipeline's cv2.resize.",
         "",
-        f"**Target** — int8 192x320 model, 2 threads: SDK overhead (pre+post)/infer = "
+        f"**Target** — {target_row['dtype']} {target_row['input']} model, {target_row['threads']} threads: "
+        "SDK overhead (pre+post)/infer = "
         f"**{target_row['overhead'] * 100:.1f}%** (target <= 10%: "
         f"{'met' if target_row['overhead'] <= 0.10 else 'NOT met'}); the naive pipeline's is "
         f"{target_row['naive_overhead'] * 100:.1f}%.",
         "",
-        "Copies per frame (Interpreter path): **0** beyond the model's own — preprocess writes into the interpreter's "
+        f"Copies per frame (Interpreter path, `copies_per_frame` of every row): **{' / '.join(map(str, copies))}** "
+        "beyond the model's own — preprocess writes into the interpreter's "
         "input tensor, postprocess reads its output tensor in place; the only per-frame allocation is the mask itself "
-        "(1280x720 uint8 = 0.88 MiB, see the heap column). The naive pipeline allocates the resized image, float "
-        "copies, the quantised input, a copy of the output (get_tensor), the argmax and the mask. "
-        "The CompiledModel path (`accelerator=`) costs 2 copies (TensorBuffer write/read). "
+        f"({fw}x{fh} uint8 = {fw * fh / 2**20:.2f} MiB, see the heap column). The naive pipeline allocates the resized "
+        "image, float copies, the quantised input, a copy of the output (get_tensor), the argmax and the mask. "
+        f"The CompiledModel path (`accelerator=\"cpu\"`, int8_io) costs {compiled} (TensorBuffer write/read). "
         f"A result still alive when the next run() starts gets its model-resolution scores copied out first (so "
         f"`confidence()` stays valid): on the int8 model that moves pre from {dropped_pre:.2f} ms (result dropped) "
         f"to {kept_pre:.2f} ms (previous result kept).",
@@ -256,7 +291,7 @@ def main() -> int:
         head,
         *[fmt_row(r) for r in thread_rows],
         "",
-        "Bilinear upsampling (scores interpolated to 1280x720 before the argmax) on the int8 model; its naive "
+        f"Bilinear upsampling (scores interpolated to {fw}x{fh} before the argmax) on the int8 model; its naive "
         "columns and agreement are those of the naive *nearest* pipeline (smoother borders, not a bug):",
         "",
         head,
@@ -266,9 +301,7 @@ def main() -> int:
         "before normalising (the SDK keeps float precision), which moves near-tie pixels of these random-weight "
         "fixtures; tests/test_segmenter.py checks exactness against a float reference.",
         "",
-        "Notes: the tiny fixtures infer in about a millisecond (their `infer` column), so their overhead share is "
-        "large although pre+post is cheaper than the naive code (the ratio column); the gray and NCHW-input models "
-        "take a slower preprocess path in the native core (compare their `pre` column with the NHWC RGB rows).",
+        fixture_notes(rows),
     ]
     md = "\n".join(lines)
     if not args.no_write:

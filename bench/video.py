@@ -244,7 +244,9 @@ def main(argv=None) -> int:
     # Flicker without / with smoothing, and how far each smoothed mask is from the raw one
     # (what smoothing costs: lag at moving edges).
     raw_masks = []
-    modes = [("none", None, None), ("ema 0.6", "ema", None), ("ema 0.8", "ema", 0.8), ("mode3", "mode3", None)]
+    default_momentum = video.EMASmoother().momentum  # smoothing="ema" without ema_momentum
+    modes = [("none", None, None), (f"ema {default_momentum:g}", "ema", None), ("ema 0.8", "ema", 0.8),
+             ("mode3", "mode3", None)]
     flicker, changed, smooth_ms, smooth_fps = {}, {}, {}, {}
     for label, mode, momentum in modes:
         diffs = []
@@ -289,7 +291,7 @@ def main(argv=None) -> int:
         + " / ".join(f"{lat[k]['p50']:.1f}" if k in lat else "-"
                      for k in ("read", "pre", "infer", "post", "write", "latency")) + " |",
         f"| frames in the pipelined output video | {frames_out} of {last_stats.frames_read} ({fourcc}) |",
-        f"| live, clip paced as a 25 fps camera | {live_rt.stats.frames_processed} processed, "
+        f"| live, clip paced as a {clip_fps:g} fps camera | {live_rt.stats.frames_processed} processed, "
         f"**{live_rt.stats.frames_dropped} dropped** of {live_rt.stats.frames_read}; latency p50 "
         f"{live_rt.stats.percentiles('latency')['p50']:.1f} ms |",
         f"| live, camera faster than inference (no pacing) | {live_fast.stats.frames_processed} processed, "
