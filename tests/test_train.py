@@ -155,6 +155,33 @@ def test_masked_cross_entropy_matches_numpy_reference():
     assert float(masked_cross_entropy(np.full((1, 2, 2), 255, np.uint8), logits[:1, :2, :2])) == 0.0
 
 
+def test_ohem_cross_entropy_matches_numpy_reference():
+    rng = np.random.default_rng(3)
+    logits = (3 * rng.normal(size=(2, 8, 10, 4))).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 8, 10)).astype(np.uint8)
+    labels[1, :3] = 255
+    weights = np.array([0.5, 1.0, 2.0, 3.0], np.float32)
+    lse = np.log(np.exp(logits.astype(np.float64)).sum(-1))
+    valid = labels != 255
+    safe = np.where(valid, labels, 0)
+    ce = lse - np.take_along_axis(logits, safe[..., None].astype(int), -1)[..., 0]
+    for threshold, min_kept in ((0.7, 1 / 16), (0.05, 0.5), (0.999, 0.01)):
+        # hard: p(true) < threshold, or among the min_kept share of labelled pixels with the largest loss
+        k = max(int(np.floor(min_kept * valid.sum())), 1)
+        kth = np.sort(ce[valid])[::-1][k - 1]
+        hard = valid & (ce >= min(-np.log(threshold), kth))
+        w = weights[safe] * hard
+        got = float(masked_cross_entropy(labels, logits, weights, ohem=(threshold, min_kept)))
+        np.testing.assert_allclose(got, (ce * w).sum() / w.sum(), rtol=1e-5)
+        assert hard.sum() >= k
+    # threshold 1: every labelled pixel is hard, so OHEM is plain cross-entropy
+    np.testing.assert_allclose(float(masked_cross_entropy(labels, logits, ohem=(1.0, 0.1))),
+                               ce[valid].mean(), rtol=1e-5)
+    for bad in ((0.0, 0.1), (0.7, 0.0), (1.5, 0.1), "x"):
+        with pytest.raises(InvalidArgumentError, match="ohem"):
+            masked_cross_entropy(labels, logits, ohem=bad)
+
+
 def test_l2_penalty_covers_conv_kernels_only():
     model = unet(3, base=4, depth=3)
     kernels = conv_kernels(model)

@@ -213,7 +213,7 @@ class MultiWorker:
         return self.strategy.distribute_datasets_from_function(per_worker)
 
     def train_step(self, model, groups, kernels: Sequence, class_weights, ignore_index: int, l2: float,
-                   to_label_size: Callable):
+                   to_label_size: Callable, ohem=None):
         """A ``tf.function (x, y, frozen) -> (global ce, global predictions, global labels)``."""
         import tensorflow as tf
 
@@ -226,7 +226,7 @@ class MultiWorker:
             context = tf.distribute.get_replica_context()
             with tf.GradientTape() as tape:
                 logits = to_label_size(model(x, training=True), y)
-                total, weight = masked_cross_entropy_terms(y, logits, class_weights, ignore_index)
+                total, weight = masked_cross_entropy_terms(y, logits, class_weights, ignore_index, ohem)
                 share = tf.math.divide_no_nan(total, context.all_reduce(SUM, tf.stop_gradient(weight)))
                 loss = share + (l2 / n) * l2_penalty(kernels) if l2 > 0 else share
             grads = tape.gradient(loss, model.trainable_variables)

@@ -93,6 +93,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     l2: float = 5e-5
     class_weights: Optional[Union[str, List[float]]] = None  # None, "median", "median-sqrt" or a list
+    ohem_threshold: Optional[float] = None  # OHEM: only pixels with true-class probability below this count
+    ohem_min_kept: float = 1 / 16  # OHEM: and at least this share of the labelled pixels (the hardest)
     seed: int = 0
     threads: int = 2
     limit_train: Optional[int] = None
@@ -125,6 +127,10 @@ class TrainConfig:
             raise InvalidArgumentError(f"lr must be > 0 and l2 >= 0, got lr={self.lr} l2={self.l2}")
         if self.schedule not in ("exp", "cosine", "constant"):
             raise InvalidArgumentError(f"schedule: expected exp, cosine or constant, got {self.schedule!r}")
+        if self.ohem_threshold is not None:
+            from .losses import check_ohem
+
+            check_ohem((self.ohem_threshold, self.ohem_min_kept))
         if isinstance(self.class_weights, str) and self.class_weights not in ("median", "median-sqrt"):
             raise InvalidArgumentError(
                 f"class_weights: expected None, 'median', 'median-sqrt' or a list, got {self.class_weights!r}"
@@ -432,11 +438,13 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     n_train = len(train_images)
     steps = n_train // config.batch_size if n_train >= config.batch_size else 1
 
+    ohem = None if config.ohem_threshold is None else (config.ohem_threshold, config.ohem_min_kept)
+
     @tf.function(reduce_retracing=True)
     def train_step(x, y, frozen):
         with tf.GradientTape() as tape:
             logits = to_label_size(model(x, training=True), y)
-            ce = masked_cross_entropy(y, logits, class_weights, classes.ignore_index)
+            ce = masked_cross_entropy(y, logits, class_weights, classes.ignore_index, ohem)
             loss = ce + config.l2 * l2_penalty(kernels) if config.l2 > 0 else ce
         grads = tape.gradient(loss, model.trainable_variables)
         groups.apply(grads, frozen)
@@ -444,7 +452,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 
     if multi is not None:
         train_step = multi.train_step(model, groups, kernels, class_weights, classes.ignore_index, config.l2,
-                                      to_label_size)
+                                      to_label_size, ohem=ohem)
     validator = _Validator(model, val_images, val_masks, config.input_size, num_classes, classes.names,
                            classes.ignore_index, class_weights)
     history: List[dict] = []

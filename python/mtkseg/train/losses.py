@@ -10,7 +10,13 @@ import tensorflow as tf
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["masked_cross_entropy", "masked_cross_entropy_terms", "conv_kernels", "l2_penalty", "learning_rate"]
+__all__ = ["OhemArg", "check_ohem", "masked_cross_entropy", "masked_cross_entropy_terms", "conv_kernels", "l2_penalty", "learning_rate"]
+
+
+#: ``(threshold, min_kept)`` of online hard example mining: keep the pixels whose true-class
+#: probability is below ``threshold``, and at least the ``min_kept`` share of labelled pixels
+#: with the highest loss (the OHEM cross-entropy of PSPNet/BiSeNet code bases).
+OhemArg = Optional[Tuple[float, float]]
 
 
 def masked_cross_entropy(
@@ -18,16 +24,30 @@ def masked_cross_entropy(
     logits: tf.Tensor,
     class_weights: Optional[tf.Tensor] = None,
     ignore_index: int = 255,
+    ohem: OhemArg = None,
 ) -> tf.Tensor:
     """Pixel-wise softmax cross-entropy averaged over labelled pixels.
 
     Pixels labelled ``ignore_index`` contribute nothing (neither to the sum nor the count).
     With ``class_weights`` (C,) the result is the weighted mean
     ``sum(w[y] * ce) / sum(w[y])`` (PyTorch's ``CrossEntropyLoss(weight=...)``).
+    With ``ohem=(threshold, min_kept)`` only the hard pixels count (see :data:`OhemArg`).
     Returns 0 when a batch has no labelled pixel.
     """
-    total, weight = masked_cross_entropy_terms(labels, logits, class_weights, ignore_index)
+    total, weight = masked_cross_entropy_terms(labels, logits, class_weights, ignore_index, ohem)
     return tf.math.divide_no_nan(total, weight)
+
+
+def check_ohem(ohem: OhemArg) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``ohem`` is None or ``(0 < threshold <= 1, 0 < min_kept <= 1)``."""
+    if ohem is None:
+        return
+    try:
+        threshold, min_kept = (float(v) for v in ohem)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"ohem: expected (threshold, min_kept), got {ohem!r}") from None
+    if not 0.0 < threshold <= 1.0 or not 0.0 < min_kept <= 1.0:
+        raise InvalidArgumentError(f"ohem: threshold and min_kept must lie in (0, 1], got {ohem!r}")
 
 
 def masked_cross_entropy_terms(
@@ -35,20 +55,37 @@ def masked_cross_entropy_terms(
     logits: tf.Tensor,
     class_weights: Optional[tf.Tensor] = None,
     ignore_index: int = 255,
+    ohem: OhemArg = None,
 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """Numerator and denominator of :func:`masked_cross_entropy`: ``(sum(w[y] * ce), sum(w[y]))``.
 
     Summed separately over the shards of a global batch (multi-worker training) their ratio
-    is the loss of the whole batch, which a mean of per-shard means is not.
+    is the loss of the whole batch, which a mean of per-shard means is not (with ``ohem``, each
+    shard picks its own hard pixels).
     """
+    check_ohem(ohem)
     labels = tf.cast(labels, tf.int32)
     valid = tf.not_equal(labels, ignore_index)
     safe = tf.where(valid, labels, 0)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=tf.cast(logits, tf.float32))
     w = tf.cast(valid, tf.float32)
+    if ohem is not None:
+        w = w * _hard_pixels(tf.stop_gradient(ce), valid, *ohem)
     if class_weights is not None:
         w = w * tf.gather(tf.cast(class_weights, tf.float32), safe)
     return tf.reduce_sum(ce * w), tf.reduce_sum(w)
+
+
+def _hard_pixels(ce: tf.Tensor, valid: tf.Tensor, threshold: float, min_kept: float) -> tf.Tensor:
+    """1.0 where a labelled pixel is hard: ``ce > -log(threshold)`` or among the ``min_kept`` share
+    of labelled pixels with the largest ``ce``; else 0.0."""
+    flat = tf.reshape(tf.where(valid, ce, -1.0), [-1])  # unlabelled pixels sort last
+    n_valid = tf.reduce_sum(tf.cast(valid, tf.int32))
+    k = tf.maximum(tf.cast(tf.math.floor(min_kept * tf.cast(n_valid, tf.float32)), tf.int32), 1)
+    k = tf.minimum(k, tf.size(flat))
+    kth = tf.math.top_k(flat, k=k, sorted=True).values[-1]  # the k-th largest loss
+    cut = tf.minimum(tf.constant(-math.log(threshold), tf.float32), kth)
+    return tf.cast(valid & (ce >= cut), tf.float32)
 
 
 def conv_kernels(model: keras.Model) -> List[tf.Variable]:
