@@ -13,7 +13,9 @@ enum class PixelFormat { Gray = 0, RGB = 1, BGR = 2, RGBA = 3, BGRA = 4 };
 enum class Interp { Linear = 0, Area = 1 };
 
 // Resizes/converts/normalises a uint8 frame into `dst` (the model input tensor) in one pass.
-// Returns the valid region (x0, y0, w, h) of the resized frame inside dst.
+// Returns the valid region (x0, y0, w, h) of the resized frame inside dst.  Bilinear resizes
+// of 3-channel frames into packed NHWC uint8/int8 inputs whose quantised value is the pixel
+// plus a constant run in fixed point (linear_u8.hpp); the rest in float.
 std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, int src_format, int dst_format,
                                           bool nchw, int interp, bool letterbox, std::array<double, 3> pad,
                                           std::array<double, 3> mean, std::array<double, 3> std_, double qscale,

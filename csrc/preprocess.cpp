@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "kernels.hpp"
+#include "linear_u8.hpp"
 
 namespace mtkseg {
 namespace {
@@ -299,6 +301,52 @@ void linear_rows_packed3(const SrcView& s, const DstView& d, int sw, int sh, int
     });
 }
 
+// The horizontally resampled source rows an output row blends, two at a time: consecutive
+// output rows that share a source row (upscaling) resample it once.
+class RowCache {
+public:
+    RowCache(const SrcView& s, const linear_u8::Columns& cols, int n) : s_(s), cols_(cols) {
+        for (auto& b : buf_) b.resize(static_cast<size_t>(n));
+    }
+    // Source row y, computing it in the slot that does not hold row `keep` if needed.
+    const int16_t* get(int y, int keep) {
+        for (int k = 0; k < 2; ++k)
+            if (row_[k] == y) return buf_[k].data();
+        const int k = row_[0] == keep ? 1 : 0;
+        linear_u8::horizontal(s_.data + y * s_.sy, cols_, buf_[k].data());
+        row_[k] = y;
+        return buf_[k].data();
+    }
+
+private:
+    const SrcView& s_;
+    const linear_u8::Columns& cols_;
+    std::vector<int16_t> buf_[2];
+    int row_[2] = {-1, -1};
+};
+
+// Integer path (linear_u8.hpp): 3-channel frame with any strides, bilinear, into a packed
+// NHWC uint8/int8 tensor whose quantised value is pixel + offset.  The vector loops take
+// packed frames (pixel stride 3, channel stride 1); others run the scalar loops.
+void linear_rows_fixed(const SrcView& s, const DstView& d, int sw, int sh, int x0, int y0, int rw, int rh, int offset) {
+    std::ptrdiff_t ch[3];
+    for (int k = 0; k < 3; ++k) ch[k] = s.ch[d.order[k]] * s.sc;
+    const linear_u8::Columns cols = linear_u8::make_columns(sw, rw, s.sx, ch, s.sx == 3 && s.sc == 1);
+    const double sy_scale = 1.0 / (static_cast<double>(rh) / sh);
+    const int n = rw * 3;
+    const bool int8_out = d.dtype == DType::I8;
+    parallel_for(rh, rows_per_chunk(2 * n), [&](int64_t b, int64_t e) {
+        RowCache rows(s, cols, n);
+        for (int64_t dy = b; dy < e; ++dy) {
+            const LinearTap ty = linear_tap(static_cast<int>(dy), sy_scale, sh);
+            const int wy = linear_u8::weight(ty.w);
+            const int16_t* top = rows.get(ty.i0, ty.i1);
+            const int16_t* bot = wy > 0 ? rows.get(ty.i1, ty.i0) : top;
+            linear_u8::vertical(top, bot, wy, n, offset, int8_out, d.data + (y0 + dy) * d.sy + x0 * d.sx);
+        }
+    });
+}
+
 // Any packed frame (pixel stride = channel count: gray, BGR/RGB, BGRA/RGBA) with any taps,
 // vertical pass first: the source rows of one output row are blended with their weights over
 // contiguous memory (vectorised), then one horizontal pass resamples that float row into the
@@ -366,11 +414,17 @@ void packed_rows(const SrcView& s, const DstView& d, int src_c, const Taps& xt, 
 
 template <typename T>
 void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int dst_h, int dst_w, int x0, int y0,
-         int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh, int src_c) {
+         int rw, int rh, bool pad_needed, const float pad[3], bool linear, int sw, int sh, int src_c,
+         std::optional<int> int_offset) {
     if (pad_needed) fill_pad<T>(d, dst_h, dst_w, pad);
+    const bool packed_dst3 = d.channels == 3 && !d.to_gray && d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) &&
+                             d.sc == static_cast<py::ssize_t>(sizeof(T));
+    if (sizeof(T) == 1 && int_offset && linear && src_c == 3 && packed_dst3) {
+        linear_rows_fixed(s, d, sw, sh, x0, y0, rw, rh, *int_offset);
+        return;
+    }
     const bool packed_src = s.sc == 1 && s.sx == src_c;
-    if (linear && packed_src && src_c == 3 && d.channels == 3 && !d.to_gray &&
-        d.sx == static_cast<py::ssize_t>(3 * sizeof(T)) && d.sc == static_cast<py::ssize_t>(sizeof(T))) {
+    if (linear && packed_src && src_c == 3 && packed_dst3) {
         // Buffer channel order is (r, g, b) = source channels (ch[0], ch[1], ch[2]); output
         // channel k takes buffer channel order[k].  With a packed source, out k = src[k] or src[2-k].
         if (s.ch[d.order[0]] == 2)
@@ -400,6 +454,21 @@ void run(const SrcView& s, const DstView& d, const Taps& xt, const Taps& yt, int
             write_row<T>(d, y0 + static_cast<int>(dy), x0, rw, acc.data(), bc);
         }
     });
+}
+
+// The quantised input is round(pixel * a + b) with a = 1 / (std * scale), b = zero_point -
+// mean / (std * scale).  Where that is pixel + c for one integer c on every channel (within
+// 2^-10 over 0..255, well below the fixed-point resize's own error), the integer path applies
+// it exactly: e.g. mean 0, std 255 with scale 1/255 (c = zero point: uint8 0, int8 -128).
+std::optional<int> integer_offset(const std::array<double, 3>& mean, const std::array<double, 3>& std_, double qscale,
+                                  int64_t qzero) {
+    const double c = std::round(static_cast<double>(qzero) - mean[0] / (std_[0] * qscale));
+    for (int k = 0; k < 3; ++k) {
+        const double a = 1.0 / (std_[k] * qscale), b = static_cast<double>(qzero) - mean[k] / (std_[k] * qscale);
+        if (!(255.0 * std::fabs(a - 1.0) + std::fabs(b - c) <= 1.0 / 1024)) return std::nullopt;
+    }
+    if (std::fabs(c) > 512) return std::nullopt;  // would saturate every value; linear_u8 takes |c| <= 512
+    return static_cast<int>(c);
 }
 
 int format_channels(PixelFormat f) {
@@ -508,13 +577,14 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
     const Taps xt = linear ? Taps{} : area_taps(sw, rw);
     const Taps yt = linear ? Taps{} : area_taps(sh, rh);
     const bool pad_needed = letterbox && (rw != dw || rh != dh);
+    const std::optional<int> int_offset = quantised ? integer_offset(mean, std_, qscale, qzero) : std::nullopt;
     {
         py::gil_scoped_release release;
         switch (dt) {
-            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
-            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
-            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
-            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c); break;
+            case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;
+            case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;
+            case DType::I8: run<int8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;
+            default: run<uint8_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;
         }
     }
     return {x0, y0, rw, rh};

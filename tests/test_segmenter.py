@@ -58,9 +58,12 @@ def _reference(name):
 #: scores 0.37-0.99 (worst: sigmoid, letterbox, 0.9936), a dropped metadata/sidecar normalisation
 #: 0.91-0.99 (worst: metadata, 0.9927): both fail it.
 AGREE_FLOAT = 0.9995
-#: int8/uint8 inputs: measured 0.99854 (int8_io, letterbox 80x300; 1-LSB rounding ties of the
-#: input that the random weights amplify); 0.99933 on the stretched frames.
-AGREE_QUANT = 0.998
+#: int8/uint8 inputs: measured 0.99425 (int8_io, the 97x61 frame stretched into 192x320), 0.99829
+#: (int8_io, letterbox 80x300), 1.0 on the other frames and on uint8_io.  These models' inputs
+#: are pixel + zero point, which ops.preprocess resizes in fixed point: within +-1 of the
+#: reference's float resize, 0.07 % of the bytes 1 LSB off on that frame, which the random
+#: weights amplify (before the fixed-point path, with float rounding ties only: 0.99854).
+AGREE_QUANT = 0.994
 #: model input tensor (max |seg.prepare - reference|): float32 measured 2.5e-6, float16 4.9e-4
 #: (one float16 step near 1.0), int8/uint8 one quantisation step.
 INPUT_ATOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float16): 1e-3, np.dtype(np.int8): 1, np.dtype(np.uint8): 1}

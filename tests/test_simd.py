@@ -190,3 +190,70 @@ def test_confusion_frame_sized_over_threads_at_every_level(rng, level):
             np.testing.assert_array_equal(ops.confusion_matrix(gt, pred, 11), expected)
         finally:
             ops.set_num_threads(0)
+
+
+# ---- preprocess's fixed-point bilinear path (csrc/linear_u8.cpp) ---------------------------
+
+UNIT_INT = {np.uint8: dict(scale=1 / 255, zero_point=0), np.int8: dict(scale=1 / 255, zero_point=-128)}
+
+
+def frame_view(base, h, w, layout):
+    """An h x w 3-channel view of base (h + 2, 2 * w + 4, 3): the SIMD loops take packed pixels
+    with any row stride; pixel stride 6 or a reversed channel axis take the scalar loops at
+    every level."""
+    return {"packed": base[:h, :w], "cropped": base[1:h + 1, 3:w + 3], "flipped_rows": base[h - 1::-1, :w],
+            "reversed_channels": base[:h, :w, ::-1], "pixel_stride": base[:h, :2 * w:2]}[layout]
+
+
+def preprocess_at_levels(frame, out_shape, dtype, **kwargs):
+    """{level: output} with an output tensor whose rows are strided (a view of a wider one)."""
+    h, w, c = out_shape
+    results = {}
+    for name in LEVELS:
+        wide = np.full((h, w + 3, c), 7, dtype)
+        out = wide[None, :, :w]
+        at_level(name, lambda: ops.preprocess(frame, out, interpolation="linear", **UNIT_INT[dtype], **kwargs))
+        assert (wide[:, w:] == 7).all(), f"level {name} wrote past the row"
+        results[name] = out.copy()
+    return results
+
+
+@settings(max_examples=150, deadline=None)
+@given(sh=st.integers(1, 70), sw=st.integers(1, 70), dh=st.integers(1, 70), dw=st.integers(1, 70),
+       dtype=st.sampled_from([np.uint8, np.int8]), color=st.sampled_from(["bgr", "rgb"]),
+       model_color=st.sampled_from(["rgb", "bgr"]), fit=st.sampled_from(["stretch", "letterbox"]),
+       layout=st.sampled_from(["packed", "cropped", "flipped_rows", "reversed_channels", "pixel_stride"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_fixed_point_preprocess_is_bit_exact_at_every_level(sh, sw, dh, dw, dtype, color, model_color, fit, layout,
+                                                            seed):
+    base = np.random.default_rng(seed).integers(0, 256, (sh + 2, 2 * sw + 4, 3), dtype=np.uint8)
+    frame = frame_view(base, sh, sw, layout)
+    assert frame.shape == (sh, sw, 3)
+    got = preprocess_at_levels(frame, (dh, dw, 3), dtype, color=color, model_color=model_color, fit=fit)
+    for name in LEVELS[1:]:
+        np.testing.assert_array_equal(got[name], got["scalar"], err_msg=f"level {name}")
+    # A view resizes like its contiguous copy (reversed channels: like the copy in the other order).
+    if layout == "reversed_channels":
+        copy, copy_color = np.ascontiguousarray(frame[:, :, ::-1]), {"bgr": "rgb", "rgb": "bgr"}[color]
+    else:
+        copy, copy_color = np.ascontiguousarray(frame), color
+    again = np.empty((1, dh, dw, 3), dtype)
+    ops.preprocess(copy, again, color=copy_color, model_color=model_color, fit=fit, interpolation="linear",
+                   **UNIT_INT[dtype])
+    np.testing.assert_array_equal(again, got["scalar"])
+
+
+@pytest.mark.parametrize("src,dst", [((720, 1280), (288, 384)), ((720, 1280), (192, 320)), ((720, 1280), (1000, 900)),
+                                     ((37, 1001), (5, 2003)), ((1, 9), (3, 17)), ((9, 1), (17, 3)), ((2, 2), (1, 1))])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_fixed_point_frame_sizes_and_threads_at_every_level(rng, src, dst, dtype):
+    frame = rng.integers(0, 256, src + (3,), dtype=np.uint8)
+    reference = preprocess_at_levels(frame, dst + (3,), dtype)["scalar"]
+    # 1000x900 output rows are split over the threads (chunks restart the row cache).
+    for threads in (2, 3):
+        ops.set_num_threads(threads)
+        try:
+            for name, got in preprocess_at_levels(frame, dst + (3,), dtype).items():
+                np.testing.assert_array_equal(got, reference, err_msg=f"level {name}, {threads} threads")
+        finally:
+            ops.set_num_threads(0)

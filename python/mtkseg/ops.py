@@ -149,7 +149,12 @@ def preprocess(
         mean, std: model value = (pixel - mean) / std, per model channel, pixel units
             (defaults map 0..255 to 0..1).
         scale, zero_point: quantisation of int8/uint8 inputs: q = round(value / scale) +
-            zero_point, saturated.  Required for int8/uint8 ``out``.
+            zero_point, saturated.  Required for int8/uint8 ``out``.  Where q is the pixel
+            value plus a constant (e.g. the default mean/std with scale 1/255: uint8 q = pixel,
+            int8 q = pixel - 128), ``"linear"`` resizes of 3-channel frames into NHWC inputs
+            run in fixed point, like OpenCV's INTER_LINEAR for uint8: each value is the
+            float64 bilinear value rounded or 1 off it (measured: at most 0.15 % of the values
+            away from exact .5 ties), the same on every CPU.
 
     Returns:
         The :class:`InputGeometry` needed to map model outputs back to the frame.

@@ -83,6 +83,55 @@ static void test_preprocess() {
     CHECK(q[3] == -64 || q[3] == -63, "int8 64 -> %d", q[3]);  // (64 - 127.5) / 127.5 * 128 = -63.75
 }
 
+// ---- preprocess, integer path (uint8/int8 inputs = pixel + zero point, csrc/linear_u8.cpp) ----
+// frame (sh x sw BGR, rows `pitch` bytes apart) -> dh x dw RGB; int8: zero point -128.
+static std::vector<uint8_t> preprocess_q(std::vector<uint8_t>& frame, int sh, int sw, int pitch, int dh, int dw,
+                                         bool int8) {
+    std::vector<uint8_t> out(static_cast<size_t>(dh) * dw * 3, 0);
+    py::array src(py::dtype('u', 1), {sh, sw, 3}, {pitch, 3, 1}, frame.data());
+    py::array dst(int8 ? py::dtype('i', 1) : py::dtype('u', 1), {1, dh, dw, 3}, out.data());
+    preprocess(src, dst, 2 /*BGR*/, 1 /*RGB*/, false, 0, false, {0, 0, 0}, {0, 0, 0}, {255, 255, 255}, 1.0 / 255,
+               int8 ? -128 : 0);
+    return out;
+}
+
+static void test_preprocess_fixed() {
+    // 2x downscale: every output is the mean of a 2x2 block, rounded half up.
+    std::vector<uint8_t> frame(4 * 8 * 3);
+    for (auto& v : frame) v = static_cast<uint8_t>(lcg() >> 24);
+    for (bool int8 : {false, true}) {
+        const std::vector<uint8_t> q = preprocess_q(frame, 4, 8, 24, 2, 4, int8);
+        for (int y = 0; y < 2; ++y)
+            for (int x = 0; x < 4; ++x)
+                for (int k = 0; k < 3; ++k) {
+                    int sum = 0;
+                    for (int i = 0; i < 4; ++i) sum += frame[((2 * y + i / 2) * 8 + 2 * x + i % 2) * 3 + 2 - k];
+                    const int want = ((sum + 2) >> 2) - (int8 ? 128 : 0);
+                    const int got = int8 ? static_cast<int8_t>(q[(y * 4 + x) * 3 + k]) : q[(y * 4 + x) * 3 + k];
+                    CHECK(got == want, "int8 %d (%d, %d, %d) = %d, want %d", int8, y, x, k, got, want);
+                }
+    }
+    // Every level byte for byte equal to the scalar loops: odd sizes, up- and downscales, rows
+    // with padding between them.
+    const std::string level = simd::level_name(simd::level());
+    const int sizes[][4] = {{37, 61, 20, 45}, {5, 3, 17, 29}, {90, 160, 36, 48}, {2, 9, 1, 33}, {12, 40, 12, 40}};
+    for (const auto& z : sizes) {
+        const int pitch = 3 * z[1] + 5;
+        std::vector<uint8_t> src(static_cast<size_t>(z[0]) * pitch);
+        for (auto& v : src) v = static_cast<uint8_t>(lcg() >> 24);
+        for (bool int8 : {false, true}) {
+            simd::set_level("scalar");
+            const std::vector<uint8_t> want = preprocess_q(src, z[0], z[1], pitch, z[2], z[3], int8);
+            simd::set_level(level);
+            const std::vector<uint8_t> got = preprocess_q(src, z[0], z[1], pitch, z[2], z[3], int8);
+            int bad = 0;
+            for (size_t i = 0; i < got.size(); ++i) bad += got[i] != want[i];
+            CHECK(bad == 0, "%dx%d -> %dx%d int8 %d: %d of %zu bytes differ from the scalar level", z[0], z[1], z[2],
+                  z[3], int8, bad, got.size());
+        }
+    }
+}
+
 // ---- postprocess: argmax with numpy's tie rule (first maximum wins), nearest upscale ---------
 template <typename T>
 static uint8_t ref_argmax(const T* p, int C) {
@@ -177,6 +226,7 @@ int main() {
         for (int threads : {1, 2}) {
             set_num_threads(threads);
             test_preprocess();
+            test_preprocess_fixed();
             test_postprocess();
             test_confusion();
             test_overlay();
