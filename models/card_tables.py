@@ -1,10 +1,10 @@
 """Print the model card's result tables from the committed eval JSONs (so the card cites a command).
 
-    python models/card_tables.py models/checkpoints/camvid-lite0 [--reference models/checkpoints/camvid-unet]
+    python models/card_tables.py models/checkpoints/camvid-lite0 [--reference DIR [--reference DIR ...]]
 
 Reads ``eval-{float32,int8}-{val,test}.json`` written by ``mtkseg eval --json`` (models/rebuild.sh)
 and prints the per-class IoU table (val/test x float32/int8, int8 - float32 on test) and the
-summary rows; with ``--reference``, a column with the reference model's int8 test IoU.
+summary rows; each ``--reference NAME=DIR`` (or DIR) adds a column with that model's int8 test IoU.
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ def load(run: Path, quant: str, split: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
-    ap.add_argument("--reference", type=Path, default=None)
+    ap.add_argument("--reference", action="append", default=[], metavar="[NAME=]DIR")
     args = ap.parse_args()
     ev = {(q, s): load(args.run, q, s) for q in ("float32", "int8") for s in ("val", "test")}
-    ref = load(args.reference, "int8", "test") if args.reference else None
+    refs = []
+    for spec in args.reference:
+        name, _, folder = spec.rpartition("=")
+        refs.append((name or Path(folder).name, load(Path(folder), "int8", "test")))
     names = list(ev["int8", "test"]["iou"])
     head = "| class | val float32 | val int8 | test float32 | test int8 | test int8 - float32 |"
     sep = "|---|---:|---:|---:|---:|---:|"
-    if ref:
-        head += f" test int8, {args.reference.name} |"
+    for name, _ in refs:
+        head += f" test int8, {name} |"
         sep += "---:|"
     print(head)
     print(sep)
@@ -43,7 +46,7 @@ def main() -> int:
         if bold:
             cells[3] = f"**{cells[3]}**"
         line = f"| {label} | " + " | ".join(cells) + " |"
-        if ref:
+        for _, ref in refs:
             line += f" {100 * get(ref):.1f} |"
         print(line)
 

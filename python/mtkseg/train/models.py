@@ -5,10 +5,11 @@
 output (no softmax: argmax of logits is the prediction, and the TFLite graph stays int8
 end to end).
 
-The upsampling layer resizes with ``keras.ops.image.resize(..., "nearest")`` (on TensorFlow:
-``tf.image.resize``), which converts to a single ``RESIZE_NEAREST_NEIGHBOR`` TFLite op (Keras 3 ``UpSampling2D`` converts to
-TILE/RESHAPE chains that XNNPACK cannot fuse).  The model is fully convolutional: build it
-with ``input_shape=(None, None, 3)`` to train on crops and with a fixed shape to export.
+The upsampling layer (:class:`NearestUpsample2D`) duplicates pixels with concatenate + reshape
+once the shape is fixed, which converts to TFLite ``CONCATENATION``/``RESHAPE`` ops that XNNPACK
+runs (it has no nearest-neighbour resize; Keras 3 ``UpSampling2D`` converts to TILE chains it
+cannot run either).  The model is fully convolutional: build it with
+``input_shape=(None, None, 3)`` to train on crops and with a fixed shape to export.
 """
 
 from __future__ import annotations
@@ -27,18 +28,23 @@ ARCHS = ("unet", "lite0-fpn", "lite1-fpn", "lite2-fpn")
 
 @keras.saving.register_keras_serializable(package="mtkseg")
 class NearestUpsample2D(layers.Layer):
-    """2x nearest-neighbour upsampling that converts to TFLite ``RESIZE_NEAREST_NEIGHBOR``."""
+    """2x nearest-neighbour upsampling.
+
+    With a static spatial shape (a model fixed to its input size, as ``export`` converts it)
+    every pixel is duplicated by two concatenate + reshape pairs, which convert to TFLite
+    ``CONCATENATION`` and ``RESHAPE``: XNNPACK runs both (it has no nearest-neighbour resize,
+    so a ``RESIZE_NEAREST_NEIGHBOR`` op splits the delegated graph and runs on LiteRT's
+    reference kernels).  With a dynamic shape it repeats rows and columns
+    (``keras.ops.repeat``); both give exactly the same values.
+    """
 
     def call(self, x):  # type: ignore[override]
-        h, w = x.shape[1], x.shape[2]
-        if h is not None and w is not None:
-            size = (2 * int(h), 2 * int(w))
-        else:
-            shape = keras.ops.shape(x)
-            size = (shape[1] * 2, shape[2] * 2)
-        # backend-neutral; on TensorFlow this is tf.image.resize(nearest) -> RESIZE_NEAREST_NEIGHBOR
-        y = keras.ops.image.resize(x, size, interpolation="nearest", data_format="channels_last")
-        return keras.ops.cast(y, x.dtype)
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        if h is not None and w is not None and c is not None:
+            h, w, c = int(h), int(w), int(c)
+            y = keras.ops.reshape(keras.ops.concatenate([x, x], axis=-1), (-1, h, 2 * w, c))  # columns twice
+            return keras.ops.reshape(keras.ops.concatenate([y, y], axis=2), (-1, 2 * h, 2 * w, c))  # rows twice
+        return keras.ops.repeat(keras.ops.repeat(x, 2, axis=1), 2, axis=2)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
@@ -141,7 +147,8 @@ def lite_fpn(
     ``sigmoid(conv(global pool))``), then walks down strides 16, 8 and 4: nearest 2x upsample,
     add a 1x1 projection of the encoder's features, refine with a depthwise-separable 3x3.
     Every op converts to a plain TFLite builtin that XNNPACK runs and int8 quantises well
-    (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, LOGISTIC, RESIZE_NEAREST_NEIGHBOR).
+    (CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, LOGISTIC, CONCATENATION, RESHAPE): one
+    XNNPACK partition.
 
     ``output_stride=2`` adds a residual refinement at 1/2: the stride-4 logits, upsampled
     (nearest), plus a correction computed from the decoder's stride-4 features and the
