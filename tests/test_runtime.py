@@ -212,8 +212,20 @@ def test_sidecar_is_used():
     info = runtime.inspect_model(model_path("sidecar"))
     assert info.normalization_source == "sidecar" and info.mean == (123.7, 116.3, 103.5)
     assert info.class_names == ("background", "road", "car") and info.labels_source == "sidecar"
-    assert info.palette[1] == (128, 64, 128) and info.ignore_index == 255
+    assert info.palette[1] == (128, 64, 128) and info.ignore_index == 255 and info.palette_source == "sidecar"
     assert info.sidecar.endswith("sidecar.json")
+
+
+def test_short_sidecar_palette_is_reported_not_silently_replaced(tmp_path, capsys):
+    model = _copy_model(tmp_path, "sidecar", "m")
+    (tmp_path / "m.json").write_text(json.dumps({"palette": [[1, 2, 3], [4, 5, 6]]}))  # 2 colours, 3 classes
+    info = runtime.inspect_model(model)
+    assert info.palette_source == "default (the sidecar's palette lists 2 colours for 3 classes)"
+    assert (1, 2, 3) not in info.palette and len(info.palette) == 3
+    from mtkseg.cli import main
+
+    assert main(["info", str(model), "--no-load"]) == 0
+    assert "palette:        default (the sidecar's palette lists 2 colours for 3 classes)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

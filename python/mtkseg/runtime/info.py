@@ -127,6 +127,8 @@ class ModelInfo:
     outputs: Tuple[str, ...] = ()
     #: "interpreter" (allocated tensors) or "file" (declared in the flatbuffer)
     tensors_source: str = "file"
+    #: where ``palette`` comes from: "sidecar", "default", or why the sidecar's was not used
+    palette_source: str = "default"
 
     @property
     def output_map_shape(self) -> Tuple[int, ...]:
@@ -186,6 +188,7 @@ class ModelInfo:
             f"classes:        {self.num_classes if self.num_classes is not None else 'unknown'} "
             f"({_LABEL_SOURCES.get(self.labels_source, self.labels_source)})",
             f"class names:    {names or '-'}",
+            f"palette:        {self.palette_source}",
             f"operators:      {ops}",
         ]
         if self.custom_ops:
@@ -654,8 +657,14 @@ def describe_model(
     from ..palettes import default_palette
 
     count = num_classes if num_classes is not None else 256
-    colours = sidecar.palette if sidecar is not None and sidecar.palette is not None and len(sidecar.palette) >= count \
-        else default_palette(count)
+    palette_source = "default"
+    colours = default_palette(count)
+    if sidecar is not None and sidecar.palette is not None:
+        if len(sidecar.palette) >= count:
+            colours, palette_source = sidecar.palette, "sidecar"
+        else:
+            palette_source = (f"default (the sidecar's palette lists {len(sidecar.palette)} colours for "
+                              f"{count} classes)")
     palette: Tuple[Tuple[int, int, int], ...] = tuple((int(c[0]), int(c[1]), int(c[2])) for c in colours)
 
     in_shape = _input_shape(spec_in, layout, hw)
@@ -687,6 +696,7 @@ def describe_model(
         class_names=names,
         labels_source=labels_source,
         palette=palette,
+        palette_source=palette_source,
         mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
         std=tuple(float(v) for v in std),  # type: ignore[arg-type]
         normalization_source=norm_source,
