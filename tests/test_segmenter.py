@@ -13,7 +13,7 @@ from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, sm
 
 import mtkseg
 from mtkseg import PreparedFrame, ops
-from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError, ReentrantCallError
+from mtkseg.errors import FrameError, InvalidArgumentError, InvalidTypeError, ModelError, OutputError, ReentrantCallError
 
 # name -> (kind for the reference, NCHW output, reference mean, reference std)
 UNIT = ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
@@ -279,6 +279,9 @@ def test_result_api(tmp_path, frames):
         r.save(tmp_path / "mask.jpg")
     with pytest.raises(InvalidArgumentError):
         r.save(tmp_path / "missing-dir" / "mask.png")
+    with pytest.raises(OutputError, match="cannot encode"):
+        r.save(tmp_path / "overlay.xyz", "overlay")
+    assert not (tmp_path / "overlay.xyz").exists()
     with pytest.raises(InvalidArgumentError):
         r.overlay(alpha=2)
     with pytest.raises(FrameError):

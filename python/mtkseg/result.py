@@ -261,8 +261,8 @@ class SegmentationResult:
         ``what="mask"`` writes the class indices as a single-channel image (lossless format
         required: .png, .bmp, .tif); ``"overlay"`` the blend of :meth:`overlay`; ``"color"``
         the colourised mask.  The file is written atomically (temporary file, then rename);
-        ``overwrite=False`` refuses an existing file, and a symbolic link at ``path`` is
-        always refused (:class:`~mtkseg.errors.OutputError`).  ``legend=True`` draws the class
+        ``overwrite=False`` refuses an existing file, and a symbolic link at ``path`` or an
+        extension OpenCV cannot encode is refused (:class:`~mtkseg.errors.OutputError`).  ``legend=True`` draws the class
         legend on ``"overlay"`` and ``"color"`` images.
         """
         if not isinstance(path, (str, Path)):
@@ -282,13 +282,7 @@ class SegmentationResult:
             image = image[:, :, ::-1]
         if not path.parent.is_dir():
             raise InvalidArgumentError(f"path: folder {path.parent} does not exist")
-        try:
-            ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image))
-        except cv2.error as exc:
-            raise InvalidArgumentError(f"path: cannot write {path}: {exc}") from exc
-        if not ok:
-            raise InvalidArgumentError(f"path: cannot write {path} (unknown image extension?)")
-        return _io.write_bytes(path, buf.tobytes(), overwrite=overwrite, what="path")
+        return _io.write_image(path, image, overwrite=overwrite, what="path")
 
     def __repr__(self) -> str:
         t = ", ".join(f"{k}={v:.2f}ms" for k, v in self.timings.items())
