@@ -9,13 +9,7 @@
 #include "common.hpp"
 #include "simd.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define MTKSEG_X86 1
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#define MTKSEG_NEON 1
-#include <arm_neon.h>
-#endif
+#include "simd_arch.hpp"
 
 namespace mtkseg {
 namespace linear_u8 {

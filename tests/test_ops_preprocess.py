@@ -309,17 +309,22 @@ def test_unaligned_output_views_are_written_correctly(rng, dtype, layout):
 # values with 8 fractional bits, round half up.  fixed_point_resize is that arithmetic in
 # numpy; exact_resize the float64 bilinear it approximates.
 
-def _float32_taps(src, dst):
-    """linear_tap() of csrc/common.hpp: OpenCV's geometry with the fraction in float32."""
-    f = ((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32)
+def _clamped_taps(f, src):
+    """(left index, right index, fraction) of source coordinates ``f``, borders replicated;
+    the fraction keeps ``f``'s dtype."""
     i0 = np.floor(f).astype(np.int64)
-    f = f - i0.astype(np.float32)
+    f = f - i0.astype(f.dtype)
     f[i0 < 0] = 0
     i0[i0 < 0] = 0
     edge = i0 >= src - 1
     f[edge] = 0
     i0[edge] = src - 1
     return i0, np.minimum(i0 + 1, src - 1), f
+
+
+def _float32_taps(src, dst):
+    """linear_tap() of csrc/common.hpp: OpenCV's geometry with the fraction in float32."""
+    return _clamped_taps(((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32), src)
 
 
 def fixed_point_resize(frame, h, w, offset=0, lo=0, hi=255):
@@ -340,15 +345,7 @@ def fixed_point_resize(frame, h, w, offset=0, lo=0, hi=255):
 def exact_resize(frame, h, w):
     """float64 bilinear, half-pixel centres, replicated borders (cv2.INTER_LINEAR's geometry)."""
     def taps(src, dst):
-        f = (np.arange(dst) + 0.5) * (src / dst) - 0.5
-        i0 = np.floor(f).astype(np.int64)
-        f = f - i0
-        f[i0 < 0] = 0
-        i0[i0 < 0] = 0
-        edge = i0 >= src - 1
-        f[edge] = 0
-        i0[edge] = src - 1
-        return i0, np.minimum(i0 + 1, src - 1), f
+        return _clamped_taps((np.arange(dst) + 0.5) * (src / dst) - 0.5, src)
 
     y0, y1, fy = taps(frame.shape[0], h)
     x0, x1, fx = taps(frame.shape[1], w)

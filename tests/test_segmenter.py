@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import require_module, require_shared
-from fixtures.reference import SHARED_DATA, Reference, agreement, model_path, smooth_frame
+from fixtures.reference import SHARED_DATA, Reference, SwappedColourReference, agreement, model_path, smooth_frame
 
 import mtkseg
 from mtkseg import PreparedFrame, ops
@@ -328,20 +328,13 @@ def test_confidence_is_softmax_of_the_scores(name, frames):
         r.confidence("no such class")
 
 
-class _SwappedColourReference(Reference):
-    """The reference with a planted bug: the frame's BGR order fed to an RGB model."""
-
-    def model_input(self, frame_bgr, fit="stretch", interpolation="linear"):
-        return super().model_input(np.ascontiguousarray(frame_bgr[:, :, ::-1]), fit, interpolation)
-
-
 def test_tolerances_reject_plausible_bugs(frames):
     """Each tolerance above is tight enough to fail a plausible bug: the buggy variant, computed
     with the reference, lands outside it."""
     # swapped colour order: every model loses far more than AGREE_FLOAT allows (measured worst 0.9936)
     for name in ("float32", "sigmoid", "metadata", "sidecar", "int8_io"):
         kind, nchw, mean, std = MODELS[name]
-        good, bad = Reference(name, mean=mean, std=std), _SwappedColourReference(name, mean=mean, std=std)
+        good, bad = Reference(name, mean=mean, std=std), SwappedColourReference(name, mean=mean, std=std)
         for fit, frame in (("stretch", frames[0]), ("letterbox", smooth_frame(np.random.default_rng(3), 80, 300))):
             a = agreement(bad.run(frame, fit=fit, kind=kind, nchw_out=nchw), good.run(frame, fit=fit, kind=kind, nchw_out=nchw))
             assert a < _agree_min(good), (name, fit, a)
