@@ -66,21 +66,20 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _normalization_arg(text: str):
-    """``--normalization``: a name, or ``MEAN,STD`` (one value each, in 0..255 pixel units)."""
-    from ..runtime.info import NORMALIZATIONS
+    """``--normalization``: a name, or ``MEAN,STD`` (one value each, in 0..255 pixel units),
+    checked by the same rules as ``Segmenter(normalization=...)``."""
+    from ..errors import MtksegError
+    from ..runtime.info import NORMALIZATIONS, parse_normalization
 
     key = text.strip().lower()
-    if key in NORMALIZATIONS:
-        return key
-    parts = key.split(",")
     try:
-        mean, std = (float(v) for v in parts)
-    except ValueError:
+        value = key if key in NORMALIZATIONS else tuple(float(v) for v in key.split(","))
+        parse_normalization(value)
+    except (ValueError, MtksegError) as exc:
         raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(sorted(NORMALIZATIONS))} or MEAN,STD (e.g. 127.5,127.5), got {text!r}") from None
-    if not std > 0:
-        raise argparse.ArgumentTypeError(f"STD must be > 0, got {std}")
-    return (mean, std)
+            f"expected one of {', '.join(sorted(NORMALIZATIONS))} or MEAN,STD (e.g. 127.5,127.5), got {text!r}"
+            + (f" ({exc})" if isinstance(exc, MtksegError) else "")) from None
+    return value
 
 
 def _output_arg(text: str):
