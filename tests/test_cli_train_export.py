@@ -108,7 +108,7 @@ def test_cli_train_then_export_float32_and_int8(tmp_path):
     epochs = 3
     _cli("train", "--data", data, "--out", run, "--arch", "unet", "--base", 4, "--depth", 3,
          "--input-size", "32x48", "--epochs", epochs, "--batch-size", 4, "--lr", "3e-3", "--seed", 7,
-         "--flip-p", 0.25, "--class-weights", "median", "--threads", 1, "--no-progress", cwd=tmp_path)
+         "--flip-p", 0.25, "--class-weights", "median", "--lovasz", 0.5, "--threads", 1, "--no-progress", cwd=tmp_path)
 
     # ---- the run directory
     for name in ("config.json", "log.csv", "state.json", "best.weights.h5", "last.weights.h5", "best_metrics.json"):
@@ -116,6 +116,7 @@ def test_cli_train_then_export_float32_and_int8(tmp_path):
     doc = json.loads((run / "config.json").read_text())
     given = {"data": str(data), "out": str(run), "arch": "unet", "base": 4, "depth": 3, "input_size": [32, 48],
              "epochs": epochs, "batch_size": 4, "lr": 3e-3, "seed": 7, "flip_p": 0.25, "class_weights": "median",
+             "lovasz_weight": 0.5,
              "threads": 1, "progress": False, "num_classes": 4}
     assert {k: doc["train"][k] for k in given} == given
     assert [doc["classes"]["classes"][str(i)]["name"] for i in range(4)] == LABELS

@@ -22,7 +22,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mtkseg.errors import InvalidArgumentError, TrainingError  # noqa: E402
-from mtkseg.train.losses import conv_kernels, l2_penalty, learning_rate, masked_cross_entropy  # noqa: E402
+from mtkseg.train.losses import (  # noqa: E402
+    conv_kernels, l2_penalty, learning_rate, lovasz_softmax, masked_cross_entropy,
+)
 from mtkseg.train.models import count_macs, unet  # noqa: E402
 from mtkseg.train.pipeline import AugmentConfig, augment_sample, train_dataset  # noqa: E402
 
@@ -180,6 +182,64 @@ def test_ohem_cross_entropy_matches_numpy_reference():
     for bad in ((0.0, 0.1), (0.7, 0.0), (1.5, 0.1), "x"):
         with pytest.raises(InvalidArgumentError, match="ohem"):
             masked_cross_entropy(labels, logits, ohem=bad)
+
+
+def _lovasz_reference(labels: np.ndarray, probs: np.ndarray, ignore: int = 255) -> float:
+    """Berman et al.'s lovasz_softmax_flat (classes='present'), written out with Python loops."""
+    labels, probs = labels.reshape(-1), probs.reshape(-1, probs.shape[-1]).astype(np.float64)
+    keep = labels != ignore
+    labels, probs = labels[keep], probs[keep]
+    losses = []
+    for c in range(probs.shape[1]):
+        fg = (labels == c).astype(np.float64)
+        if fg.sum() == 0:
+            continue
+        errors = np.abs(fg - probs[:, c])
+        order = sorted(range(len(errors)), key=lambda i: -errors[i])
+        gts, grad, prev = fg.sum(), [], 0.0
+        for n in range(1, len(order) + 1):
+            sel = fg[order[:n]]
+            jac = 1.0 - (gts - sel.sum()) / (gts + (1.0 - sel).sum())
+            grad.append(jac - prev)
+            prev = jac
+        losses.append(float(np.dot(errors[order], grad)))
+    return float(np.mean(losses)) if losses else 0.0
+
+
+def test_lovasz_softmax_matches_reference_and_is_one_minus_iou_on_hard_predictions():
+    rng = np.random.default_rng(4)
+    logits = (2 * rng.normal(size=(2, 6, 7, 5))).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 6, 7)).astype(np.uint8)  # class 4 never present: excluded from the mean
+    labels[0, :2] = 255
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(float(lovasz_softmax(labels, logits)), _lovasz_reference(labels, probs), rtol=1e-5)
+    changed = logits.copy()
+    changed[0, :2] += rng.normal(size=changed[0, :2].shape).astype(np.float32) * 50  # ignored pixels
+    np.testing.assert_allclose(float(lovasz_softmax(labels, changed)), _lovasz_reference(labels, probs), rtol=1e-5)
+    # a (numerically) one-hot prediction: the loss is 1 - mean IoU over the classes in the labels
+    pred = rng.integers(0, 5, labels.shape)
+    hard = np.where(np.eye(5, dtype=bool)[pred], 40.0, -40.0).astype(np.float32)
+    valid = labels != 255
+    ious = [((pred == c) & (labels == c) & valid).sum() / (((pred == c) | (labels == c)) & valid).sum()
+            for c in range(5) if ((labels == c) & valid).any()]
+    np.testing.assert_allclose(float(lovasz_softmax(labels, hard)), 1.0 - np.mean(ious), atol=1e-6)
+    assert float(lovasz_softmax(np.full((1, 2, 2), 255, np.uint8), logits[:1, :2, :2])) == 0.0
+    # it is a loss to descend: a gradient step on the logits lowers it
+    x = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        loss = lovasz_softmax(labels, x)
+    grad = tape.gradient(loss, x)
+    assert float(tf.reduce_sum(tf.abs(grad))) > 0
+    assert float(lovasz_softmax(labels, x - 0.5 * grad / float(tf.reduce_max(tf.abs(grad))))) < float(loss)
+
+
+def test_lovasz_weight_is_validated():
+    from mtkseg.train.loop import TrainConfig
+
+    TrainConfig(data="d", lovasz_weight=1.0).validate()
+    for bad in (-0.1, 1e3, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="lovasz_weight"):
+            TrainConfig(data="d", lovasz_weight=bad).validate()
 
 
 def test_l2_penalty_covers_conv_kernels_only():

@@ -92,6 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(e.g. 0.7; default off)")
     g.add_argument("--ohem-min-kept", type=float, default=1 / 16, metavar="SHARE",
                    help="with --ohem: keep at least this share of the labelled pixels, the hardest (default 1/16)")
+    g.add_argument("--lovasz", type=float, default=0.0, metavar="W",
+                   help="add W x the Lovász-softmax loss (a surrogate of 1 - IoU, good for fine-tuning thin "
+                        "classes; e.g. 1; default 0)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and augmentation (default 0)")
     g.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (default 2)")
@@ -123,7 +126,7 @@ def config_from_args(args: argparse.Namespace):
         data=args.data, out=args.out, train_split=args.train_split, val_split=args.val_split,
         arch=args.arch, channels=args.channels, head_channels=args.head_channels,
         output_stride=args.output_stride, fine_channels=args.fine_channels,
-        ohem_threshold=args.ohem, ohem_min_kept=args.ohem_min_kept, pretrained=args.pretrained,
+        ohem_threshold=args.ohem, ohem_min_kept=args.ohem_min_kept, lovasz_weight=args.lovasz, pretrained=args.pretrained,
         encoder_lr_mult=args.encoder_lr_mult, freeze_encoder_epochs=args.freeze_encoder_epochs,
         hue_p=args.hue_p, hue=args.hue, gamma_p=args.gamma_p, cast_p=args.cast_p, cast=args.cast,
         blur_p=args.blur_p, sky_p=args.sky_p,

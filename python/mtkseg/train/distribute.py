@@ -213,8 +213,12 @@ class MultiWorker:
         return self.strategy.distribute_datasets_from_function(per_worker)
 
     def train_step(self, model, groups, kernels: Sequence, class_weights, ignore_index: int, l2: float,
-                   to_label_size: Callable, ohem=None):
-        """A ``tf.function (x, y, frozen) -> (global ce, global predictions, global labels)``."""
+                   to_label_size: Callable, ohem=None, lovasz_weight: float = 0.0):
+        """A ``tf.function (x, y, frozen) -> (global ce, global predictions, global labels)``.
+
+        With ``lovasz_weight`` each worker adds the Lovász-softmax of its own slice of the batch
+        (divided by the number of workers: the gradients are summed), a per-slice estimate of the
+        global batch's term."""
         import tensorflow as tf
 
         from .losses import l2_penalty, masked_cross_entropy_terms
@@ -229,6 +233,10 @@ class MultiWorker:
                 total, weight = masked_cross_entropy_terms(y, logits, class_weights, ignore_index, ohem)
                 share = tf.math.divide_no_nan(total, context.all_reduce(SUM, tf.stop_gradient(weight)))
                 loss = share + (l2 / n) * l2_penalty(kernels) if l2 > 0 else share
+                if lovasz_weight > 0:
+                    from .loop import lovasz_term
+
+                    loss = loss + (lovasz_weight / n) * lovasz_term(y, logits, ignore_index)
             grads = tape.gradient(loss, model.trainable_variables)
             groups.apply(grads, frozen)  # the optimizers all-reduce (SUM) the gradients
             pred = tf.cast(tf.argmax(logits, axis=-1), tf.int32)

@@ -95,6 +95,7 @@ class TrainConfig:
     class_weights: Optional[Union[str, List[float]]] = None  # None, "median", "median-sqrt" or a list
     ohem_threshold: Optional[float] = None  # OHEM: only pixels with true-class probability below this count
     ohem_min_kept: float = 1 / 16  # OHEM: and at least this share of the labelled pixels (the hardest)
+    lovasz_weight: float = 0.0  # loss = CE + this x Lovasz-softmax (a surrogate of 1 - IoU)
     seed: int = 0
     threads: int = 2
     limit_train: Optional[int] = None
@@ -131,6 +132,8 @@ class TrainConfig:
             from .losses import check_ohem
 
             check_ohem((self.ohem_threshold, self.ohem_min_kept))
+        if not 0.0 <= self.lovasz_weight <= 100.0:
+            raise InvalidArgumentError(f"lovasz_weight: expected a number in [0, 100], got {self.lovasz_weight}")
         if isinstance(self.class_weights, str) and self.class_weights not in ("median", "median-sqrt"):
             raise InvalidArgumentError(
                 f"class_weights: expected None, 'median', 'median-sqrt' or a list, got {self.class_weights!r}"
@@ -446,13 +449,15 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
             logits = to_label_size(model(x, training=True), y)
             ce = masked_cross_entropy(y, logits, class_weights, classes.ignore_index, ohem)
             loss = ce + config.l2 * l2_penalty(kernels) if config.l2 > 0 else ce
+            if config.lovasz_weight > 0:
+                loss = loss + config.lovasz_weight * lovasz_term(y, logits, classes.ignore_index)
         grads = tape.gradient(loss, model.trainable_variables)
         groups.apply(grads, frozen)
         return ce, tf.cast(tf.argmax(logits, axis=-1), tf.uint8)
 
     if multi is not None:
         train_step = multi.train_step(model, groups, kernels, class_weights, classes.ignore_index, config.l2,
-                                      to_label_size, ohem=ohem)
+                                      to_label_size, ohem=ohem, lovasz_weight=config.lovasz_weight)
     validator = _Validator(model, val_images, val_masks, config.input_size, num_classes, classes.names,
                            classes.ignore_index, class_weights)
     history: List[dict] = []
@@ -524,6 +529,14 @@ def model_from_config(config: TrainConfig, num_classes: int):
     return build_model(config.arch, num_classes, base=config.base, depth=config.depth, residual=config.residual,
                        channels=config.channels, head_channels=config.head_channels, bn_momentum=config.bn_momentum,
                        output_stride=config.output_stride, fine_channels=config.fine_channels)
+
+
+def lovasz_term(labels, logits, ignore_index: int):
+    """Lovász-softmax on every second row and column of the label-size logits: a quarter of the
+    sort (the loss's cost) for the same estimate of the batch's IoU loss."""
+    from .losses import lovasz_softmax
+
+    return lovasz_softmax(labels[:, ::2, ::2], logits[:, ::2, ::2], ignore_index)
 
 
 def to_label_size(logits, labels):

@@ -10,7 +10,10 @@ import tensorflow as tf
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["OhemArg", "check_ohem", "masked_cross_entropy", "masked_cross_entropy_terms", "conv_kernels", "l2_penalty", "learning_rate"]
+__all__ = [
+    "OhemArg", "check_ohem", "masked_cross_entropy", "masked_cross_entropy_terms", "lovasz_softmax", "conv_kernels",
+    "l2_penalty", "learning_rate",
+]
 
 
 #: ``(threshold, min_kept)`` of online hard example mining: keep the pixels whose true-class
@@ -86,6 +89,39 @@ def _hard_pixels(ce: tf.Tensor, valid: tf.Tensor, threshold: float, min_kept: fl
     kth = tf.math.top_k(flat, k=k, sorted=True).values[-1]  # the k-th largest loss
     cut = tf.minimum(tf.constant(-math.log(threshold), tf.float32), kth)
     return tf.cast(valid & (ce >= cut), tf.float32)
+
+
+def lovasz_softmax(labels: tf.Tensor, logits: tf.Tensor, ignore_index: int = 255) -> tf.Tensor:
+    """Lovász-softmax loss (Berman et al., CVPR 2018): a convex surrogate of ``1 - IoU``.
+
+    For each class present in ``labels`` the pixel errors ``|[y == c] - p_c|`` are sorted in
+    decreasing order and weighted by the gradient of the Jaccard loss along that order (the
+    Lovász extension of the class's IoU loss); the result is the mean over the present classes,
+    all pixels of the batch pooled (the paper's ``per_image=False``).  On a one-hot prediction it
+    equals ``1 -`` the mean IoU of the present classes.  Pixels labelled ``ignore_index`` count
+    nowhere.  Returns 0 when no pixel is labelled.
+    """
+    logits = tf.cast(logits, tf.float32)
+    num_classes = logits.shape[-1]
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    probs = tf.reshape(tf.nn.softmax(logits, axis=-1), [-1, num_classes])
+    valid = tf.cast(tf.not_equal(labels, ignore_index), tf.float32)[:, None]
+    fg = tf.one_hot(tf.where(labels == ignore_index, 0, labels), num_classes) * valid
+    # unlabelled pixels get error 0: they sort last and add nothing (the union they enlarge is
+    # only that of later, also zero-error, positions)
+    errors = tf.transpose(tf.abs(fg - probs) * valid)  # (C, N)
+    fg = tf.transpose(fg)
+    order = tf.argsort(tf.stop_gradient(errors), axis=1, direction="DESCENDING")
+    errors_sorted = tf.gather(errors, order, batch_dims=1)
+    fg_sorted = tf.gather(fg, order, batch_dims=1)
+    gts = tf.reduce_sum(fg_sorted, axis=1, keepdims=True)
+    intersection = gts - tf.cumsum(fg_sorted, axis=1)
+    union = gts + tf.cumsum(1.0 - fg_sorted, axis=1)
+    jaccard = 1.0 - intersection / union
+    grad = tf.concat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
+    per_class = tf.reduce_sum(errors_sorted * grad, axis=1)
+    present = tf.cast(gts[:, 0] > 0, tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_class * present), tf.reduce_sum(present))
 
 
 def conv_kernels(model: keras.Model) -> List[tf.Variable]:
