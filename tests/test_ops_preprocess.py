@@ -262,6 +262,9 @@ def test_rejects_bad_quantisation(kwargs, match):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"std": 0.0}, "std"), ({"mean": float("nan")}, "mean"), ({"mean": (1, 2)}, "mean"),
+    # 3-tuples of floats and single floats take a fast path: still checked
+    ({"std": (255.0, 0.0, 255.0)}, "std"), ({"mean": (1.0, float("inf"), 0.0)}, "mean"),
+    ({"pad_value": float("nan"), "fit": "letterbox"}, "pad_value"), ({"std": float("-inf")}, "std"),
     ({"color": "yuv"}, "color"), ({"fit": "crop"}, "fit"), ({"interpolation": "cubic"}, "interpolation"),
     ({"layout": "hwcn"}, "layout"),
 ])

@@ -64,7 +64,8 @@ def choice(value, options, name):
     key = value.lower() if isinstance(value, str) else None
     if key is None or key not in options:
         raise InvalidArgumentError(f"{name}: expected one of {list(options)}, got {value!r}")
-    return options[key] if isinstance(options, Mapping) else key
+    # dicts first: isinstance against typing.Mapping costs microseconds per call, on every frame
+    return options[key] if type(options) is dict or isinstance(options, Mapping) else key
 
 
 def integer(value: object, name: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None,
@@ -129,6 +130,10 @@ def optional_bool(value: object, name: str) -> Optional[bool]:
 
 def triple(value: object, name: str) -> Tuple[float, float, float]:
     """One finite number, or one per channel (3), as a 3-tuple of floats."""
+    if type(value) is tuple and len(value) == 3 and all(type(v) is float and math.isfinite(v) for v in value):
+        return value  # type: ignore[return-value]  # already the result (per-frame calls pass these)
+    if type(value) is float and math.isfinite(value):
+        return (value, value, value)
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
