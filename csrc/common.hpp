@@ -61,15 +61,20 @@ int num_threads();
 void set_num_threads(int n);
 
 // Runs fn(begin, end) over [0, n) split into up to `threads` chunks (0: num_threads(), read
-// once); chunks smaller than min_chunk are not split.  A kernel that sizes per-chunk buffers
-// must read num_threads() once itself and pass it here, since set_num_threads may run
-// concurrently.  fn must not throw.  Workers that cannot start (thread limits) leave their
+// once): at most that many calls of fn, on disjoint ranges, one of them on the calling thread;
+// returns when all have finished.  Chunks smaller than min_chunk are not split.  A kernel that
+// sizes per-chunk buffers must read num_threads() once itself and pass it here, since
+// set_num_threads may run concurrently.  Chunks run on a persistent worker pool (at most 64
+// workers; one parallel_for at a time, so concurrent or nested calls start threads of their
+// own).  If fn throws, chunks not yet started are skipped and the first exception is rethrown
+// here once the running ones are done.  Workers that cannot start (thread limits) leave their
 // chunks to the calling thread, so this never aborts for want of threads.
 void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads = 0);
 
-// Work (element operations) below which a kernel stays on the calling thread.  Starting a
-// thread costs tens of microseconds, and on a small device the other core is usually busy
-// with the interpreter (the video pipeline overlaps them), so only big frames are split.
+// Work (element operations) below which a kernel stays on the calling thread.  Waking a pool
+// worker costs ~10 us (starting a thread, on the fallback path, tens), and on a small device
+// the other core is usually busy with the interpreter (the video pipeline overlaps them), so
+// only big frames are split.
 constexpr int64_t kMinParallelWork = int64_t(1) << 21;
 
 // Rows per chunk so that each chunk carries at least kMinParallelWork.

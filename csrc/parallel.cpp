@@ -1,12 +1,23 @@
-// Validation helpers, half-float conversion and the parallel-for shared by all kernels.
+// Validation helpers, half-float conversion and the parallel-for (a persistent worker pool)
+// shared by all kernels.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <signal.h>
+#endif
 
 #include "common.hpp"
 
@@ -170,45 +181,214 @@ void set_num_threads(int n) {
 }
 
 namespace {
+
+using ChunkFn = std::function<void(int64_t, int64_t)>;
+
+// Runs fn(b, e) and returns what it threw (nullptr if nothing): an exception must never leave a
+// worker thread (std::terminate) nor leave the caller before every chunk has finished.
+std::exception_ptr call_chunk(const ChunkFn& fn, int64_t b, int64_t e) noexcept {
+    try {
+        fn(b, e);
+    } catch (...) {
+        return std::current_exception();
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------- fallback: a thread per chunk
+// Used when the pool is busy (another thread's parallel_for, or a nested call from inside fn).
+
 // Joins every started worker however the scope is left: a joinable std::thread destroyed
 // during unwinding would call std::terminate.
 struct JoinAll {
     std::vector<std::thread>& workers;
-    ~JoinAll() {
+    void join() {
         for (auto& w : workers)
             if (w.joinable()) w.join();
     }
+    ~JoinAll() { join(); }
 };
+
+// The first exception of any chunk, set by several threads.
+class FirstError {
+public:
+    void keep(std::exception_ptr e) {
+        if (!e) return;
+        std::lock_guard<std::mutex> lock(m_);
+        if (!first_) first_ = std::move(e);
+    }
+    void rethrow() {
+        if (first_) std::rethrow_exception(first_);
+    }
+
+private:
+    std::mutex m_;
+    std::exception_ptr first_;
+};
+
+void spawn_for(int64_t n, int64_t step, int64_t chunks, const ChunkFn& fn) {
+    FirstError error;
+    std::vector<std::thread> workers;
+    workers.reserve(static_cast<size_t>(chunks - 1));
+    JoinAll join_all{workers};
+    // When a worker cannot start (EAGAIN: thread or memory limits), the chunks not yet
+    // handed out run on the calling thread as one range: at most `chunks` calls of fn in all.
+    int64_t rest = n;
+    for (int64_t c = 1; c < chunks; ++c) {
+        const int64_t b = c * step, e = std::min(n, b + step);
+        try {
+            workers.emplace_back([&fn, &error, b, e] { error.keep(call_chunk(fn, b, e)); });
+        } catch (const std::system_error&) {
+            rest = b;
+            break;
+        }
+    }
+    error.keep(call_chunk(fn, 0, std::min(n, step)));
+    if (rest < n) error.keep(call_chunk(fn, rest, n));
+    join_all.join();
+    error.rethrow();
+}
+
+// ---------------------------------------------------------------- the persistent pool
+// One parallel_for at a time owns the pool (try-lock on `busy_`; others fall back to
+// spawn_for).  The owner publishes the job as chunk indices 1..chunks-1 and runs chunk 0;
+// sleeping workers and then the owner itself claim the remaining indices one by one, so each
+// chunk runs exactly once whoever gets it, and a worker slow to wake on a loaded machine costs
+// nothing (the owner just runs its chunk).  After an exception no further chunk is claimed.
+// The object is never destroyed: workers are detached and may outlive static destructors.
+class Pool {
+public:
+    static constexpr int kMaxWorkers = 64;
+
+    // Runs the job and returns true, or returns false at once if another call owns the pool.
+    bool try_run(int64_t n, int64_t step, int64_t chunks, const ChunkFn& fn) {
+        if (busy_.exchange(true, std::memory_order_acquire)) return false;
+        grow(static_cast<int>(std::min<int64_t>(chunks - 1, kMaxWorkers)));
+        std::exception_ptr error = run_owned(n, step, chunks, fn);
+        busy_.store(false, std::memory_order_release);
+        if (error) std::rethrow_exception(error);
+        return true;
+    }
+
+private:
+    std::exception_ptr run_owned(int64_t n, int64_t step, int64_t chunks, const ChunkFn& fn) {
+        std::unique_lock<std::mutex> lock(m_);
+        fn_ = &fn;
+        n_ = n, step_ = step, chunks_ = chunks, next_ = 1, error_ = nullptr;
+        lock.unlock();
+        for (int64_t c = std::min<int64_t>(chunks - 1, workers_); c > 0; --c) work_cv_.notify_one();
+        int64_t b = 0, e = std::min(n, step);  // chunk 0 is the owner's
+        for (;;) {
+            std::exception_ptr error = call_chunk(fn, b, e);
+            lock.lock();
+            if (error && !error_) error_ = std::move(error);
+            if (!claim(b, e)) break;
+            lock.unlock();
+        }
+        done_cv_.wait(lock, [this] { return running_ == 0; });  // no chunk is left to claim
+        fn_ = nullptr;
+        chunks_ = next_ = 0;
+        return std::exchange(error_, nullptr);  // the pool keeps no reference to it
+    }
+
+    // With m_ held: the next unclaimed chunk, if any (none after an exception).
+    bool claim(int64_t& b, int64_t& e) {
+        if (next_ >= chunks_ || error_) return false;
+        b = next_++ * step_;
+        e = std::min(n_, b + step_);
+        return true;
+    }
+
+    void worker_loop() {
+        std::unique_lock<std::mutex> lock(m_);
+        for (;;) {
+            int64_t b = 0, e = 0;
+            work_cv_.wait(lock, [&] { return claim(b, e); });
+            const ChunkFn& fn = *fn_;
+            ++running_;
+            lock.unlock();
+            std::exception_ptr error = call_chunk(fn, b, e);
+            lock.lock();
+            if (error && !error_) error_ = std::move(error);
+            if (--running_ == 0) done_cv_.notify_one();
+        }
+    }
+
+    // Owner only: starts workers up to `want`; on failure (EAGAIN) the pool stays smaller and
+    // the owner runs the unclaimed chunks.
+    void grow(int want) {
+        while (workers_ < want) {
+            try {
+                start_worker();
+            } catch (const std::exception&) {  // std::system_error, or std::bad_alloc
+                return;
+            }
+            ++workers_;
+        }
+    }
+
+    // Workers block asynchronous signals (SIGINT, SIGCHLD, ...), so that these go to the
+    // interpreter's threads and interrupt their blocking calls; fault signals stay deliverable.
+    void start_worker() {
+#ifndef _WIN32
+        sigset_t all, old;
+        sigfillset(&all);
+        for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&all, s);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        struct Restore {
+            sigset_t& old;
+            ~Restore() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+        } restore{old};
+#endif
+        std::thread([this] { worker_loop(); }).detach();
+    }
+
+    std::atomic<bool> busy_{false};
+    int workers_ = 0;  // touched by the owner only
+    std::mutex m_;
+    std::condition_variable work_cv_, done_cv_;
+    // The published job, guarded by m_; next_ >= chunks_ when no chunk is left to claim.
+    const ChunkFn* fn_ = nullptr;
+    int64_t n_ = 0, step_ = 0, chunks_ = 0, next_ = 0;
+    int running_ = 0;  // chunks being run by workers
+    std::exception_ptr error_;
+};
+
+std::atomic<Pool*> g_pool{nullptr};
+
+// The process's pool, created on first use; nullptr if it cannot be allocated.
+Pool* pool() {
+    Pool* p = g_pool.load(std::memory_order_acquire);
+    if (p) return p;
+    Pool* fresh = new (std::nothrow) Pool;
+    if (fresh && !g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) {
+        delete fresh;  // another thread won the race: use its pool
+        return p;
+    }
+    return fresh;
+}
+
+#ifndef _WIN32
+// A forked child has none of the parent's workers, and the pool's mutex may have been held at
+// the fork: leave that copy alone (leaked) and start a fresh pool on first use.
+void forget_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
+[[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, forget_pool_in_child);
+#endif
+
 }  // namespace
 
 void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn, int threads) {
     if (n <= 0) return;
     if (threads <= 0) threads = num_threads();
     int64_t chunks = std::min<int64_t>(threads, std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk)));
+    const int64_t step = (n + chunks - 1) / chunks;
+    chunks = (n + step - 1) / step;  // no empty trailing chunks
     if (chunks <= 1) {
         fn(0, n);
         return;
     }
-    std::vector<std::thread> workers;
-    workers.reserve(static_cast<size_t>(chunks - 1));
-    JoinAll join_all{workers};
-    const int64_t step = (n + chunks - 1) / chunks;
-    // When a worker cannot start (EAGAIN: thread or memory limits), the chunks not yet
-    // handed out run on the calling thread as one range: at most `chunks` calls of fn in all,
-    // which kernels rely on (they size per-call scratch by the thread count).
-    int64_t rest = n;
-    for (int64_t c = 1; c < chunks; ++c) {
-        const int64_t b = c * step, e = std::min(n, b + step);
-        if (b >= e) break;
-        try {
-            workers.emplace_back(fn, b, e);
-        } catch (const std::system_error&) {
-            rest = b;
-            break;
-        }
-    }
-    fn(0, std::min(n, step));
-    if (rest < n) fn(rest, n);
+    Pool* p = pool();
+    if (!p || !p->try_run(n, step, chunks, fn)) spawn_for(n, step, chunks, fn);
 }
 
 }  // namespace mtkseg
