@@ -12,13 +12,15 @@ cd "$(dirname "$0")/.."
 CAMVID=${CAMVID:-../shared/data/camvid}
 RUN1=${RUN1:-runs/camvid-lite0}
 RUN2=${RUN2:-runs/camvid-lite0-trainval}
-RUN=${RUN:-runs/camvid-lite0-s2-trainval}
-# the validation twin of phase 3 (trained on train only, scored on val; VALIDATE=1): it decided that phase 3
-# is kept and chose --prior-correction; not needed to rebuild the shipped file
+RUN3=${RUN3:-runs/camvid-lite0-s2-trainval}
+RUN=${RUN:-runs/camvid-lite0-lovasz-trainval}
+# the validation twins of phases 3 and 4 (trained on train only, scored on val; VALIDATE=1): they decided
+# that both phases are kept and chose --prior-correction; not needed to rebuild the shipped file
 VAL3=${VAL3:-runs/camvid-lite0-s2-train}
-# -alpha*log(class weight) folded into the logits' bias; alpha chosen on val with the phase-3 twin:
-#   python scripts/choose_prior_correction.py "$VAL3/last.weights.h5" --split val
-ALPHA=${ALPHA:-0.75}
+VAL4=${VAL4:-runs/camvid-lite0-lovasz-train}
+# -alpha*log(class weight) folded into the logits' bias; alpha chosen on val with the phase-4 twin:
+#   python scripts/choose_prior_correction.py "$VAL4/last.weights.h5" --split val
+ALPHA=${ALPHA:-0.5}
 MTKSEG=${MTKSEG:-"python -m mtkseg.cli"}
 OUT=${OUT:-models}
 NAME=camvid-lite0
@@ -38,18 +40,28 @@ if [[ -z "${SKIP_TRAIN:-}" ]]; then
         --train-split train+val --arch lite0-fpn --input-size 288x384 --crop 256x320 --scale 0.75,1.75 \
         --class-weights median-sqrt --l2 1e-5 --lr 3e-4 --encoder-lr-mult 0.5 --schedule cosine --warmup-epochs 1 \
         $AUG --epochs 20 --batch-size 8 --seed 1 --threads 2 --no-progress
-    # phase 3 (the shipped model): logits at 1/2 (--output-stride 2: a zero-initialised residual refinement on
+    # phase 3: logits at 1/2 (--output-stride 2: a zero-initialised residual refinement on
     # the stride-2 features, so it starts as phase 2's model; the other layers load by name), 20 epochs on train+val
     S2="--arch lite0-fpn --output-stride 2 --input-size 288x384 --crop 256x320 --scale 0.75,1.75 \
         --class-weights median-sqrt --l2 1e-5 --lr 3e-4 --encoder-lr-mult 0.5 --schedule cosine --warmup-epochs 1 \
         $AUG --epochs 20 --batch-size 8 --seed 2 --threads 2 --no-progress"
-    $MTKSEG train --data "$CAMVID" --out "$RUN" ${RESUME:+--resume} --init-weights "$RUN2/last.weights.h5" \
+    $MTKSEG train --data "$CAMVID" --out "$RUN3" ${RESUME:+--resume} --init-weights "$RUN2/last.weights.h5" \
         --train-split train+val $S2
+    # phase 4 (the shipped model, v2.2): 15 epochs of cross-entropy + Lovász-softmax (a surrogate of
+    # 1 - IoU) at a third of the learning rate, from phase 3
+    S4="${S2/--lr 3e-4/--lr 1e-4}"
+    S4="${S4/--epochs 20/--epochs 15}"
+    S4="${S4/--seed 2/--seed 3} --lovasz 1"
+    $MTKSEG train --data "$CAMVID" --out "$RUN" ${RESUME:+--resume} --init-weights "$RUN3/last.weights.h5" \
+        --train-split train+val $S4
     if [[ -n "${VALIDATE:-}" ]]; then
-        # the same phase from phase 1's last weights on train only, scored on val
+        # the same phases from phase 1's last weights on train only, scored on val
         $MTKSEG train --data "$CAMVID" --out "$VAL3" ${RESUME:+--resume} --init-weights "$RUN1/last.weights.h5" \
             --train-split train $S2
         python scripts/choose_prior_correction.py "$VAL3/last.weights.h5" --split val --json "$VAL3/prior-correction-val.json"
+        $MTKSEG train --data "$CAMVID" --out "$VAL4" ${RESUME:+--resume} --init-weights "$VAL3/last.weights.h5" \
+            --train-split train $S4
+        python scripts/choose_prior_correction.py "$VAL4/last.weights.h5" --split val --json "$VAL4/prior-correction-val.json"
     fi
 fi
 # the run's last epoch (the last phases train on val, so their "best" epoch means nothing)
