@@ -748,3 +748,249 @@ def test_result_overlay_legend_and_to_dict():
         assert doc["size"] == [120, 160] and doc["classes"] == list(res.class_names)
         assert set(doc["timings_ms"]) == {"pre", "infer", "post"} and doc["color"] == "bgr"
         assert abs(sum(doc["class_fractions"].values()) - 1) < 1e-6
+
+
+# ----------------------------------------------------------------------------- SegmentationResult alone
+# Results built by hand (no model), checked against numpy / OpenCV / mtkseg.viz references.
+
+from mtkseg.errors import OutputExistsError  # noqa: E402
+from mtkseg.result import SegmentationResult  # noqa: E402
+
+RGB3 = np.array([[200, 10, 20], [30, 180, 40], [50, 60, 170]], np.uint8)  # RGB, channels all distinct
+NAMES3 = ("sky", "road", "car")
+
+
+def _mask3(h=6, w=8):
+    return (np.arange(h * w).reshape(h, w) % 3).astype(np.uint8)
+
+
+def _result(mask=None, **kw):
+    mask = _mask3() if mask is None else mask
+    kw.setdefault("class_names", NAMES3)
+    kw.setdefault("palette", RGB3)
+    kw.setdefault("timings", {"pre": 1.0, "infer": 2.0, "post": 3.0})
+    return SegmentationResult(mask, **kw)
+
+
+def test_result_colours_follow_the_colour_order():
+    mask = _mask3()
+    bgr = _result(mask)  # color defaults to "bgr"
+    assert bgr.color == "bgr"
+    np.testing.assert_array_equal(bgr.colorize(), RGB3[:, ::-1][mask])
+    rgb = _result(mask, color="rgb")
+    np.testing.assert_array_equal(rgb.colorize(), RGB3[mask])
+    frame = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(rgb.overlay(frame, alpha=1.0), RGB3[mask])
+    np.testing.assert_array_equal(rgb.overlay(frame, alpha=0.0), frame)
+
+
+def test_result_overlay_accepts_gray_bgra_and_rejects_other_frames():
+    mask = _mask3()
+    r = _result(mask)
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (6, 8), dtype=np.uint8)
+    bgr = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    bgra = rng.integers(0, 256, (6, 8, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(r.overlay(gray, alpha=0.0), np.repeat(gray[..., None], 3, axis=2))
+    np.testing.assert_array_equal(r.overlay(gray[..., None], alpha=0.0), np.repeat(gray[..., None], 3, axis=2))
+    np.testing.assert_array_equal(r.overlay(bgra, alpha=0.0), bgra[:, :, :3])
+    np.testing.assert_array_equal(r.overlay(bgr, alpha=0.0), bgr)
+    for frame in (gray, gray[..., None], bgra, bgr):
+        np.testing.assert_array_equal(r.overlay(frame, alpha=1.0), RGB3[:, ::-1][mask])
+    # alpha 0.5 against a float blend of the two (within rounding)
+    blend = 0.5 * bgr.astype(float) + 0.5 * RGB3[:, ::-1][mask].astype(float)
+    assert np.abs(r.overlay(bgr, alpha=0.5).astype(float) - blend).max() <= 1.0
+    # the result's own frame is the default
+    np.testing.assert_array_equal(_result(mask, frame=bgra).overlay(alpha=0.0), bgra[:, :, :3])
+    for bad in (np.zeros((6, 8, 2), np.uint8), np.zeros((6, 8, 5), np.uint8), np.zeros((6, 8, 1, 1), np.uint8)):
+        with pytest.raises(FrameError, match="frame"):
+            r.overlay(bad)
+    with pytest.raises(FrameError, match="frame"):
+        r.overlay(np.zeros((6, 8, 3), np.float32))
+    with pytest.raises(FrameError, match="frame"):
+        r.overlay(np.zeros((6, 9, 3), np.uint8))
+    with pytest.raises(InvalidTypeError, match=r"frame: .*\blist\b"):
+        r.overlay([[0] * 8] * 6)
+    with pytest.raises(InvalidArgumentError, match="frame"):
+        r.overlay()  # keeps no frame
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, 2.0])
+def test_result_overlay_alpha_is_checked_first(alpha):
+    with pytest.raises(InvalidArgumentError, match=r"^alpha: "):
+        _result().overlay(alpha=alpha)  # no frame kept: the bad alpha is still what is reported
+
+
+def test_result_add_legend_passes_names_palette_colour_and_mask():
+    from mtkseg.palettes import default_palette
+    from mtkseg.viz import LEGEND_MAX_ROWS, draw_legend
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[:, 80:] = 2
+    for color in ("bgr", "rgb"):
+        r = _result(mask, color=color)
+        np.testing.assert_array_equal(r.add_legend(image), draw_legend(image, NAMES3, RGB3, color=color, mask=mask))
+        listed = _result(mask, color=color, palette=RGB3.tolist())
+        np.testing.assert_array_equal(listed.add_legend(image), draw_legend(image, NAMES3, RGB3, color=color, mask=mask))
+    assert np.any(_result(mask, color="rgb").add_legend(image) != _result(mask, color="bgr").add_legend(image))
+    # class-index model without labels: class_0..class_<max>, default colours
+    mask5 = mask.copy()
+    mask5[:10, :10] = 4
+    unnamed = _result(mask5, class_names=())
+    assert unnamed.class_names == ("class_0", "class_1", "class_2", "class_3", "class_4")
+    np.testing.assert_array_equal(unnamed.add_legend(image),
+                                  draw_legend(image, unnamed.class_names, default_palette(5), mask=mask5))
+    # more classes than one legend holds: the ones present in the mask are listed
+    n = LEGEND_MAX_ROWS + 6
+    names = tuple(f"c{i}" for i in range(n))
+    pal = default_palette(n)
+    many = _result(mask, class_names=names, palette=pal)
+    np.testing.assert_array_equal(many.add_legend(image), draw_legend(image, names, pal, mask=mask))
+
+
+def test_result_to_dict_class_fractions_and_repr():
+    mask = np.zeros((4, 5), np.uint8)
+    mask[0, :] = 255  # void: not counted as a class
+    mask[1, :2] = 2
+    r = _result(mask, timings={"pre": 1.23456, "infer": 2.0, "post": 0.0004})
+    assert r.class_fractions() == {"sky": 13 / 20, "road": 0.0, "car": 2 / 20}
+    assert r.to_dict() == {"size": [4, 5], "classes": ["sky", "road", "car"],
+                           "class_fractions": {"sky": 13 / 20, "road": 0.0, "car": 2 / 20},
+                           "timings_ms": {"pre": 1.235, "infer": 2.0, "post": 0.0}, "color": "bgr"}
+    assert repr(r) == "SegmentationResult(shape=(4, 5), classes=3, pre=1.23ms, infer=2.00ms, post=0.00ms)"
+    empty = _result(np.zeros((0, 3), np.uint8))
+    assert empty.class_fractions() == {"sky": 0.0, "road": 0.0, "car": 0.0}
+
+
+def _softmax_np(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _up(p, shape):
+    return cv2.resize(np.ascontiguousarray(p, np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def test_result_confidence_of_logits_defaults_and_quantised_scores():
+    rng = np.random.default_rng(2)
+    mask = np.zeros((8, 10), np.uint8)
+    logits = rng.normal(0, 2, (4, 5, 3)).astype(np.float32)
+    r = _result(mask, scores=logits)  # defaults: NHWC logits, scale 1, zero point 0
+    probs = _softmax_np(logits.astype(np.float64))
+    for k in range(3):
+        np.testing.assert_allclose(r.confidence(k), _up(probs[:, :, k], mask.shape), atol=1e-5)
+    np.testing.assert_allclose(r.confidence("car"), _up(probs[:, :, 2], mask.shape), atol=1e-5)
+    np.testing.assert_allclose(r.confidence(), _up(probs.max(-1), mask.shape), atol=1e-5)
+    raw = rng.integers(-60, 60, (4, 5, 3)).astype(np.int8)
+    plain = _result(mask, scores=raw)  # int8 with the default scale 1 and zero point 0
+    np.testing.assert_allclose(plain.confidence(1), _up(_softmax_np(raw.astype(np.float64))[:, :, 1], mask.shape),
+                               atol=1e-5)
+    q = _result(mask, scores=raw, scores_scale=0.05, scores_zero_point=7)
+    dq = _softmax_np((raw.astype(np.float64) - 7) * 0.05)
+    np.testing.assert_allclose(q.confidence(1), _up(dq[:, :, 1], mask.shape), atol=1e-5)
+    nchw = _result(mask, scores=np.ascontiguousarray(logits.transpose(2, 0, 1))[None], scores_layout="nchw")
+    np.testing.assert_allclose(nchw.confidence(0), _up(probs[:, :, 0], mask.shape), atol=1e-5)
+    ready = _result(mask, scores=probs.astype(np.float32), output_kind="probabilities")  # used as is
+    np.testing.assert_allclose(ready.confidence(0), _up(probs[:, :, 0], mask.shape), atol=1e-5)
+    # quantised probabilities (no softmax): the zero point is not a constant shift here
+    qp = rng.integers(-128, 128, (4, 5, 3)).astype(np.int8)
+    qr = _result(mask, scores=qp, scores_scale=1 / 256, scores_zero_point=-128, output_kind="probabilities")
+    np.testing.assert_allclose(qr.confidence(2), _up((qp[:, :, 2].astype(np.float64) + 128) / 256, mask.shape),
+                               atol=1e-5)
+
+
+def test_result_confidence_undoes_the_letterbox():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (6, 8, 3)).astype(np.float32)
+    # the frame covers rows 1..4 (all 8 columns) of a 6x8 model input
+    geometry = ops.InputGeometry(0, 1, 8, 4, (6, 8), (12, 24))
+    mask = np.zeros((12, 24), np.uint8)
+    r = _result(mask, scores=logits, geometry=geometry)
+    band = _softmax_np(logits.astype(np.float64))[1:5]
+    np.testing.assert_allclose(r.confidence(2), _up(band[:, :, 2], mask.shape), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["binary_probability", "binary_logit"])
+def test_result_binary_confidence(kind):
+    rng = np.random.default_rng(4)
+    raw = rng.integers(0, 200, (5, 7)).astype(np.uint8)
+    mask = np.zeros((10, 14), np.uint8)
+    scale, zp = 0.004, 20
+    p = (raw.astype(np.float64) - zp) * scale
+    if kind == "binary_logit":
+        p = 1 / (1 + np.exp(-p))
+    r = _result(mask, class_names=("background", "lane"), palette=RGB3[:2], scores=raw, scores_scale=scale,
+                scores_zero_point=zp, output_kind=kind)
+    np.testing.assert_allclose(r.confidence(1), _up(p, mask.shape), atol=1e-5)
+    np.testing.assert_allclose(r.confidence("background"), _up(1 - p, mask.shape), atol=1e-5)
+    np.testing.assert_allclose(r.confidence(), _up(np.maximum(p, 1 - p), mask.shape), atol=1e-5)
+    assert r.confidence(1).dtype == np.float32
+    for bad in (2, -1):
+        with pytest.raises(InvalidArgumentError, match="class"):
+            r.confidence(bad)
+    # letterboxed: rows 1..3 of the 5x7 map
+    boxed = _result(mask, class_names=("background", "lane"), palette=RGB3[:2], scores=raw, scores_scale=scale,
+                    scores_zero_point=zp, output_kind=kind, geometry=ops.InputGeometry(0, 1, 7, 3, (5, 7), (10, 14)))
+    np.testing.assert_allclose(boxed.confidence(1), _up(p[1:4], mask.shape), atol=1e-5)
+
+
+def test_result_confidence_rejects_bad_classes():
+    r = _result(scores=np.zeros((6, 8, 3), np.float32))
+    for bad in (3, -1, 99):
+        with pytest.raises(InvalidArgumentError, match="class"):
+            r.confidence(bad)
+    with pytest.raises(InvalidArgumentError, match="class"):
+        r.confidence("bus")
+    with pytest.raises(InvalidTypeError, match=r"class: .*\bfloat\b"):
+        r.confidence(1.5)
+    assert r.confidence(2).shape == (6, 8)  # the last class is fine
+
+
+def test_result_save_what_colour_order_legend_and_overwrite(tmp_path):
+    from mtkseg.viz import draw_legend
+
+    mask = np.zeros((60, 80), np.uint8)
+    mask[:, 30:] = 1
+    mask[40:, :] = 2
+    frame = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    colour_bgr = RGB3[:, ::-1][mask]
+
+    def read(p):
+        return cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+
+    for color in ("bgr", "rgb"):
+        shown = frame if color == "bgr" else frame[:, :, ::-1]  # the same picture in the result's order
+        r = _result(mask, frame=np.ascontiguousarray(shown), color=color)
+        d = tmp_path / color
+        d.mkdir()
+        # files always hold the picture with the right colours (OpenCV reads BGR)
+        np.testing.assert_array_equal(read(r.save(d / "mask.png")), mask)
+        np.testing.assert_array_equal(read(r.save(d / "color.png", "color")), colour_bgr)
+        np.testing.assert_array_equal(read(r.save(d / "o0.png", "overlay", alpha=0.0)), frame)
+        np.testing.assert_array_equal(read(r.save(d / "o1.png", "overlay", alpha=1.0)), colour_bgr)
+        default = read(r.save(d / "default.png", "overlay"))
+        np.testing.assert_array_equal(default, read(r.save(d / "half.png", "overlay", alpha=0.5)))
+        blend = 0.5 * frame.astype(float) + 0.5 * colour_bgr.astype(float)
+        assert np.abs(default.astype(float) - blend).max() <= 1.0  # default alpha 0.5, no legend
+        with_legend = draw_legend(colour_bgr, NAMES3, RGB3, color="bgr", mask=mask)
+        np.testing.assert_array_equal(read(r.save(d / "cl.png", "color", legend=True)), with_legend)
+        np.testing.assert_array_equal(read(r.save(d / "ol.png", "overlay", alpha=1.0, legend=True)), with_legend)
+        assert np.any(with_legend != colour_bgr)
+
+    r = _result(mask, frame=frame)
+    target = tmp_path / "again.png"
+    r.save(target)
+    _result(np.zeros_like(mask)).save(target)  # overwrite=True by default
+    assert not read(target).any()
+    with pytest.raises(OutputExistsError, match=r"^path: "):
+        r.save(target, overwrite=False)
+    assert not read(target).any()  # refused: untouched
+    assert r.save(tmp_path / "fresh.png", overwrite=False) == tmp_path / "fresh.png"
+    with pytest.raises(InvalidArgumentError, match=r"^what: "):
+        r.save(tmp_path / "x.png", "colour")
+    with pytest.raises(InvalidArgumentError, match=r"^path: "):
+        r.save(tmp_path / "missing" / "m.png")
+    with pytest.raises(InvalidTypeError, match=r"^path: .*\bint\b"):
+        r.save(123)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["again.png", "fresh.png"]
