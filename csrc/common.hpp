@@ -25,6 +25,37 @@ struct DTypeError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// Releases the GIL for its scope; every kernel computes inside one (never use
+// py::gil_scoped_release or py::call_guard<py::gil_scoped_release>: tests check).  On the way
+// back, a thread that finds the interpreter finalising is parked for good instead of re-taking
+// the GIL: before Python 3.14, PyEval_RestoreThread ends such a (daemon) thread with
+// pthread_exit, whose forced unwinding through a noexcept destructor aborts the process
+// (std::terminate).  Python 3.14 parks the thread itself (gh-87135).  The finalising thread
+// itself (a __del__ that calls a kernel during finalisation) just takes the GIL back.
+// See csrc/gil.cpp.
+class GilRelease {
+public:
+    GilRelease() : finalizer_(finalizing()), tstate_(PyEval_SaveThread()) {}
+    ~GilRelease() { reacquire(tstate_, finalizer_); }
+    GilRelease(const GilRelease&) = delete;
+    GilRelease& operator=(const GilRelease&) = delete;
+
+private:
+    static bool finalizing() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+        return Py_IsFinalizing() != 0;
+#else
+        return _Py_IsFinalizing() != 0;
+#endif
+    }
+    // Takes the GIL back, or never returns (the interpreter is finalising, and this thread
+    // is not the one finalising it).
+    static void reacquire(PyThreadState* tstate, bool finalizer) noexcept;
+    // Finalisation had started while this thread held the GIL: only the finalising thread can.
+    bool finalizer_;
+    PyThreadState* tstate_;
+};
+
 enum class DType { U8, I8, U16, I32, I64, F16, F32, Other };
 
 DType dtype_of(const py::array& a);

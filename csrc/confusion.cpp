@@ -205,7 +205,7 @@ void confusion_matrix(const py::array& gt, const py::array& pred, int64_t num_cl
     std::vector<int64_t> scratch(static_cast<size_t>(num_classes * num_classes), 0);
     int64_t bad;
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         if (gd == DType::U8 && pd == DType::U8 && num_classes <= 15)
             bad = confusion_small(static_cast<const uint8_t*>(gt.data()), static_cast<const uint8_t*>(pred.data()), n,
                                   num_classes, ignore_index, scratch.data());

@@ -70,7 +70,7 @@ void overlay(const py::array& frame, const py::array& mask, const py::array& pal
     const auto* m = static_cast<const uint8_t*>(mask.data());
     auto* o = static_cast<uint8_t*>(out.mutable_data());  // may equal f (in place)
     const int64_t n = mask.size();
-    py::gil_scoped_release release;
+    GilRelease release;
     const Lut& table = *lut;
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         constexpr int64_t kBlock = 512;  // pixels per pass: both passes stay in L1
@@ -100,7 +100,7 @@ void colorize(const py::array& mask, const py::array& palette, py::array& out) {
     const auto* m = static_cast<const uint8_t*>(mask.data());
     auto* o = static_cast<uint8_t*>(out.mutable_data());
     const int64_t n = mask.size();
-    py::gil_scoped_release release;
+    GilRelease release;
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         const uint8_t* __restrict colours = lut.data();
         for (int64_t i = b; i < e; ++i) {

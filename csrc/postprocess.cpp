@@ -296,7 +296,7 @@ void argmax_resize(const py::array& logits, py::array& out, Crop crop, int mode)
     const int H = static_cast<int>(out.shape(0)), W = static_cast<int>(out.shape(1));
     auto* dst = static_cast<uint8_t*>(out.mutable_data());
     const DType dt = dtype_of(logits);
-    py::gil_scoped_release release;
+    GilRelease release;
     std::vector<uint8_t> A(static_cast<size_t>(v.h) * v.w);
     auto go = [&](auto tag) {
         using T = decltype(tag);
@@ -324,7 +324,7 @@ void labels_resize(const py::array& labels, py::array& out, Crop crop) {
     int64_t bad_value = 0;
     bool bad = false;
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         for (int y = 0; y < v.h && !bad; ++y)
             for (int x = 0; x < v.w; ++x) {
                 const int64_t off = v.base + y * v.sy + x * v.sx;
@@ -357,7 +357,7 @@ void threshold_resize(const py::array& scores, py::array& out, Crop crop, int mo
     check_mode(mode);
     const int H = static_cast<int>(out.shape(0)), W = static_cast<int>(out.shape(1));
     const DType dt = dtype_of(scores);
-    py::gil_scoped_release release;
+    GilRelease release;
     std::vector<float> map(static_cast<size_t>(v.h) * v.w);
     for (int y = 0; y < v.h; ++y)
         for (int x = 0; x < v.w; ++x) {
@@ -414,7 +414,7 @@ void confidence_resize(const py::array& logits, py::array& out, Crop crop, int m
                             std::to_string(v.c) + " classes");
     const int H = static_cast<int>(out.shape(0)), W = static_cast<int>(out.shape(1));
     const DType dt = dtype_of(logits);
-    py::gil_scoped_release release;
+    GilRelease release;
     std::vector<float> map(static_cast<size_t>(v.h) * v.w);
     parallel_for(v.h, rows_per_chunk(static_cast<int64_t>(v.w) * v.c * 8), [&](int64_t b, int64_t e) {
         std::vector<float> z(static_cast<size_t>(v.c));

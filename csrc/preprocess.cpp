@@ -579,7 +579,7 @@ std::tuple<int, int, int, int> preprocess(const py::array& src, py::array& dst, 
     const bool pad_needed = letterbox && (rw != dw || rh != dh);
     const std::optional<int> int_offset = quantised ? integer_offset(mean, std_, qscale, qzero) : std::nullopt;
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         switch (dt) {
             case DType::F32: run<float>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;
             case DType::F16: run<uint16_t>(s, d, xt, yt, dh, dw, x0, y0, rw, rh, pad_needed, padv, linear, sw, sh, src_c, int_offset); break;

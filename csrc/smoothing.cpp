@@ -26,7 +26,7 @@ void ema_update(py::array& state, const py::array& logits, double momentum, doub
     const float sc = static_cast<float>(scale), zp = static_cast<float>(zero_point);
     const DType dt = dtype_of(logits);
     const void* src = logits.data();
-    py::gil_scoped_release release;
+    GilRelease release;
     parallel_for(n, kMinParallelWork, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             float x;
@@ -64,7 +64,7 @@ void mode3(const py::array& a, const py::array& b, const py::array& c, py::array
                *pc = static_cast<const uint8_t*>(c.data());
     auto* po = static_cast<uint8_t*>(out.mutable_data());
     const int64_t n = a.size();
-    py::gil_scoped_release release;
+    GilRelease release;
     parallel_for(n, kMinParallelWork, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) po[i] = (pa[i] == pb[i]) ? pa[i] : pb[i] == pc[i] ? pb[i] : pc[i];
     });

@@ -193,20 +193,114 @@ EXITS = {
         time.sleep(0.3)
         print("ok")
     """,
+    # The finalizing thread itself calls a kernel (a __del__ run when __main__ is cleared, after
+    # finalization has started): it must take the GIL back and go on, not be parked (a hang).
+    "kernel_in_del_during_finalization": """
+        from mtkseg import _core
+        a = rng.integers(0, 12, (1024, 2048), dtype=np.uint8)  # above the parallel threshold
+        res = np.empty_like(a)
+        _core.mode3(a, a, a, res)  # pybind11 imports numpy's C API on first use: not at exit
+        class KernelWhenCollected:
+            def __del__(self, fin=sys.is_finalizing, mode3=_core.mode3, a=a, res=res, want=a.tobytes(),
+                        write=os.write):
+                res.fill(0)
+                mode3(a, a, a, res)
+                write(1, b"ok" if fin() and res.tobytes() == want else b"bad")
+        keep = KernelWhenCollected()
+    """,
 }
 
 
-# Python < 3.14 ends a daemon thread that wants the GIL back during finalization with
-# pthread_exit, whose unwinding leaves py::gil_scoped_release's noexcept destructor: abort
-# (exit 134), with or without worker threads (also before the pool, also with 1 thread).
-_DAEMON_ABORT = pytest.mark.xfail(sys.version_info < (3, 14), strict=False,
-                                  reason="pthread_exit through py::gil_scoped_release at finalization")
-
-
-@pytest.mark.parametrize("how", [pytest.param(h, marks=_DAEMON_ABORT) if h == "exit_during_kernel" else h
-                                 for h in sorted(EXITS)])
+@pytest.mark.parametrize("how", sorted(EXITS))
 def test_process_exits_cleanly_after_using_the_pool(how):
     assert_ok(run_script(EXITS[how], timeout=120))
+
+
+# Daemon threads loop over every kernel that releases the GIL, on inputs big enough that they
+# spend most of their time without it, and the main thread exits.  Python < 3.14 ends a thread
+# that wants the GIL back once finalization has started with pthread_exit; its forced unwinding
+# through py::gil_scoped_release's noexcept destructor aborted the process (exit 134, "terminate
+# called without an active exception").  csrc/gil.cpp parks such a thread instead.  argv: n > 0
+# makes sum(range(n)) the only exit function, the last thing before finalization starts: C code
+# that holds the GIL (no bytecode, so no switch) while daemon threads come back from their
+# kernels, so that they are still waiting inside PyEval_RestoreThread when finalization starts
+# (the race after GilRelease's Py_IsFinalizing check, deterministic this way); 0: a plain exit.
+DAEMON_EXIT = """
+import atexit, sys, threading, time
+import numpy as np
+from mtkseg import ops
+ops.set_num_threads(4)
+rng = np.random.default_rng(0)
+frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+x = np.empty((1, 540, 960, 3), np.float32)
+logits = rng.standard_normal((1, 135, 240, 12)).astype(np.float32)
+score = rng.standard_normal((1, 135, 240, 1)).astype(np.float32)
+labels = rng.integers(0, 12, (135, 240), dtype=np.int32)
+mask = rng.integers(0, 12, (1080, 1920), dtype=np.uint8)
+palette = rng.integers(0, 256, (12, 3), dtype=np.uint8)
+size = (1080, 1920)
+calls = [
+    lambda: ops.preprocess(frame, x),
+    lambda: ops.postprocess(logits, size, mode="bilinear"),  # argmax_resize
+    lambda: ops.postprocess(labels, size),                   # labels_resize
+    lambda: ops.postprocess(score, size, mode="bilinear"),   # threshold_resize
+    lambda: ops.confidence(logits, size),
+    lambda: ops.confusion_matrix(mask, mask, 12),
+    lambda: ops.overlay(frame, mask, palette),
+    lambda: ops.colorize(mask, palette),
+    lambda: ops.ema_update(None, logits, 0.5),
+    lambda: ops.mode3(mask, mask, mask),
+]
+for call in calls:
+    call()
+def loop(k):
+    while True:
+        for i in range(len(calls)):
+            calls[(i + k) % len(calls)]()
+for k in range(3):
+    threading.Thread(target=loop, args=(k,), daemon=True).start()
+time.sleep(0.3)
+if int(sys.argv[1]):
+    atexit._clear()
+    atexit.register(sum, range(int(sys.argv[1])))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hold_gil_at_exit", [0, 30_000_000])
+def test_interpreter_exits_while_daemon_threads_are_in_kernels(hold_gil_at_exit):
+    """24 runs (4 at a time): every one exits 0.  With py::gil_scoped_release, 23 and 24 of 24
+    aborted (plain exit, GIL held at exit); with only the Py_IsFinalizing check, 0 and 24."""
+    runs, at_once, results = 24, 4, []
+    pending: list = []
+    args = [sys.executable, "-c", DAEMON_EXIT, str(hold_gil_at_exit)]
+
+    def reap(proc: subprocess.Popen) -> None:
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            results.append(f"hung: {err[-300:]}")
+            return
+        results.append("ok" if proc.returncode == 0 else f"exit {proc.returncode}: {err[-300:]}")
+
+    for _ in range(runs):
+        pending.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        if len(pending) >= at_once:
+            reap(pending.pop(0))
+    for proc in pending:
+        reap(proc)
+    bad = [r for r in results if r != "ok"]
+    assert not bad, f"{len(bad)} of {runs} runs failed; first: {bad[0]}"
+
+
+def test_kernels_release_the_gil_only_through_gil_release():
+    """A py::gil_scoped_release (or call_guard of it) would bring the exit abort back."""
+    offenders = [f"{path.name}:{n}" for path in sorted((ROOT / "csrc").glob("*.[ch]pp"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if "gil_scoped_release" in line and not line.lstrip().startswith("//")]
+    assert not offenders, offenders
 
 
 @linux_only

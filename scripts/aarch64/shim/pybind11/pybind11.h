@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <Python.h>  // the shim's: what csrc/gil.cpp and GilRelease (common.hpp) call
+
 namespace pybind11 {
 
 using ssize_t = std::ptrdiff_t;
@@ -90,11 +92,6 @@ private:
     std::vector<ssize_t> shape_, strides_;
     void* data_ = nullptr;
     bool writeable_ = true;
-};
-
-struct gil_scoped_release {
-    gil_scoped_release() {}
-    ~gil_scoped_release() {}
 };
 
 }  // namespace pybind11
