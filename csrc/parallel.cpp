@@ -156,12 +156,14 @@ float half_to_float(uint16_t h) {
 }
 
 const float* half_table() {
-    static const std::vector<float> table = [] {
-        std::vector<float> t(65536);
+    // Never freed: a daemon thread may still be inside a kernel while exit() runs static
+    // destructors, and must not read a destroyed table.
+    static const float* const table = [] {
+        float* t = new float[65536];
         for (uint32_t i = 0; i < 65536; ++i) t[i] = half_to_float(static_cast<uint16_t>(i));
         return t;
     }();
-    return table.data();
+    return table;
 }
 
 static std::atomic<int> g_threads{0};
