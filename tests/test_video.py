@@ -944,15 +944,17 @@ UNIT_NORM = ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))  # the documented default f
 #: float32 1.00000; int8_io 0.99977 (none), 0.99904 (ema), 0.99990 (mode3): 1-LSB input
 #: rounding differences that the random weights amplify; camvid (the bundled default model,
 #: output at 1/2 resolution, its uint8 input from the fixed-point resize: ±1 LSB from the
-#: reference's float resize on ~1.3 % of values) 0.98757 (none), 0.99319 (ema), 0.98920 (mode3).
+#: reference's float resize on ~1.3 % of values) 0.99200 (none), 0.99289 (ema), 0.99256 (mode3)
+#: for v2.2 (v2.1: 0.98757 / 0.99319 / 0.98920).
 #: The planted bugs (test_video_reference_tolerances_reject_plausible_bugs) reach at best
 #: (float32 / int8_io / camvid, best frame, worst smoothing): BGR fed as RGB 0.707 / 0.949 /
-#: 0.906, INTER_NEAREST input resize 0.911 / 0.965 / 0.985 (ema), smoothing dropped 0.934 / 0.963 / 0.961.
-#: camvid's tolerance was measured on the committed model; a retrained one needs re-measuring.
+#: 0.925, INTER_NEAREST input resize 0.911 / 0.965 / 0.988 (ema), smoothing dropped 0.934 / 0.963 / 0.960.
+#: camvid's tolerance was measured on the committed model; a retrained one needs re-measuring
+#: (v2.2's nearest-resize bug reached 0.988, above v2.1's 0.986 tolerance: hence 0.990).
 VIDEO_REFERENCE_MODELS = {
     "float32": (FIXTURE_MODELS / "float32.tflite", UNIT_NORM, 0.9995),
     "int8_io": (FIXTURE_MODELS / "int8_io.tflite", UNIT_NORM, 0.999),
-    "camvid": (DEFAULT_MODEL, None, 0.986),
+    "camvid": (DEFAULT_MODEL, None, 0.990),
 }
 
 
@@ -1026,9 +1028,9 @@ def test_file_source_decodes_what_cv2_and_pyav_decode(clip_frames: list) -> None
 def test_video_reference_tolerances_reject_plausible_bugs(model: str, clip_frames: list) -> None:
     """Each tolerance above fails a plausible bug on every frame it affects: the buggy variant,
     computed with the reference, lands below it.  Measured, best frame of the bug: BGR as RGB
-    0.707 (float32, ema) / 0.949 (int8_io, ema) / 0.906 (camvid); INTER_NEAREST input resize
-    0.911 (float32, ema) / 0.965 (int8_io, ema) / 0.985 (camvid, ema); smoothing dropped (after
-    its warm-up frames) 0.934 (float32, mode3) / 0.963 (int8_io, mode3) / 0.961 (camvid, mode3)."""
+    0.707 (float32, ema) / 0.949 (int8_io, ema) / 0.925 (camvid, mode3); INTER_NEAREST input resize
+    0.911 (float32, ema) / 0.965 (int8_io, ema) / 0.988 (camvid, ema); smoothing dropped (after
+    its warm-up frames) 0.934 (float32, mode3) / 0.963 (int8_io, mode3) / 0.960 (camvid, mode3)."""
     _, good, min_agree = _video_reference(model)
     for smoothing in (None, "ema", "mode3"):
         expected = stream_masks(good, clip_frames, smoothing)
