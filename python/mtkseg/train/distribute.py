@@ -221,7 +221,7 @@ class MultiWorker:
         global batch's term."""
         import tensorflow as tf
 
-        from .losses import l2_penalty, masked_cross_entropy_terms
+        from .losses import l2_penalty, lovasz_term, masked_cross_entropy_terms
 
         strategy, n = self.strategy, float(self.num_workers)
         SUM = tf.distribute.ReduceOp.SUM
@@ -234,8 +234,6 @@ class MultiWorker:
                 share = tf.math.divide_no_nan(total, context.all_reduce(SUM, tf.stop_gradient(weight)))
                 loss = share + (l2 / n) * l2_penalty(kernels) if l2 > 0 else share
                 if lovasz_weight > 0:
-                    from .loop import lovasz_term
-
                     loss = loss + (lovasz_weight / n) * lovasz_term(y, logits, ignore_index)
             grads = tape.gradient(loss, model.trainable_variables)
             groups.apply(grads, frozen)  # the optimizers all-reduce (SUM) the gradients

@@ -339,7 +339,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     import keras
     import tensorflow as tf
 
-    from .losses import conv_kernels, l2_penalty, learning_rate, masked_cross_entropy
+    from .losses import conv_kernels, l2_penalty, learning_rate, lovasz_term, masked_cross_entropy
     from .models import count_macs
     from .pipeline import AugmentConfig, train_dataset
 
@@ -529,14 +529,6 @@ def model_from_config(config: TrainConfig, num_classes: int):
     return build_model(config.arch, num_classes, base=config.base, depth=config.depth, residual=config.residual,
                        channels=config.channels, head_channels=config.head_channels, bn_momentum=config.bn_momentum,
                        output_stride=config.output_stride, fine_channels=config.fine_channels)
-
-
-def lovasz_term(labels, logits, ignore_index: int):
-    """Lovász-softmax on every second row and column of the label-size logits: a quarter of the
-    sort (the loss's cost) for the same estimate of the batch's IoU loss."""
-    from .losses import lovasz_softmax
-
-    return lovasz_softmax(labels[:, ::2, ::2], logits[:, ::2, ::2], ignore_index)
 
 
 def to_label_size(logits, labels):
