@@ -46,6 +46,7 @@ def threads_now():
     return len(os.listdir("/proc/self/task"))
 """
 
+SANITIZED = os.environ.get("MTKSEG_SANITIZE") == "1"  # scripts/asan-tests.sh
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc/self/task")
 
 
@@ -102,7 +103,14 @@ def test_concurrent_callers_get_correct_results_and_leave_no_threads():
 def test_forked_children_start_their_own_pool():
     """os.fork after the pool ran, including while another thread is inside a kernel (the
     pool's lock may be held at the fork): the child has none of the parent's workers and
-    must not wait for them; its threaded kernels give the same results."""
+    must not wait for them; its threaded kernels give the same results.
+
+    Under the sanitizer job only the quiet-parent half runs: GCC 12's libasan has no fork
+    handlers (ASan installs pthread_atfork only since LLVM 18, llvm-project PR #75290), so a
+    child forked while a parent worker is inside the sanitizer's allocator (the confusion
+    kernel's per-chunk histograms) deadlocks in its first malloc (1 of 206 forks in a repro here).
+    glibc's malloc locks its arenas around fork, so the plain build has no such hang."""
+    modes = "(False,)" if SANITIZED else "(False, True)"
     proc = run_script("""
         import warnings
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
@@ -126,7 +134,7 @@ def test_forked_children_start_their_own_pool():
             os.waitpid(pid, 0)
             return "hang"
         results = []
-        for busy_parent in (False, True):
+        for busy_parent in MODES:
             stop.clear()
             t = threading.Thread(target=busy)
             if busy_parent:
@@ -140,8 +148,8 @@ def test_forked_children_start_their_own_pool():
             if busy_parent:
                 t.join()
         print(*results)
-    """, timeout=400)
-    assert_ok(proc, " ".join(["0"] * 8))
+    """.replace("MODES", modes), timeout=400)
+    assert_ok(proc, " ".join(["0"] * (4 if SANITIZED else 8)))
 
 
 @linux_only
@@ -332,7 +340,7 @@ def _cxx() -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="builds against the Linux libpython layout")
-@pytest.mark.skipif(os.environ.get("MTKSEG_SANITIZE") == "1", reason="not under the ASan job (own sanitizer)")
+@pytest.mark.skipif(SANITIZED, reason="not under the ASan job (own sanitizer)")
 def test_thread_sanitizer_stress(tmp_path):
     """Several threads call parallel_for at once, nested, throwing, beyond the pool's 64
     workers; built with -fsanitize=thread, any data race or failed check fails the test."""
