@@ -223,6 +223,95 @@ __attribute__((target("sse4.1"))) void argmaxf_sse41(const void* data, int64_t s
     argmax_f32_scalar(data, sx, x, n, C, out);
 }
 
+// Class J (< 8) of 8 pixels from the half-transposed rows u of an 8x8 block.
+template <int J>
+__attribute__((target("avx2"), always_inline)) inline __m256 column8(const __m256 (&u)[8]) {
+    return _mm256_permute2f128_ps(u[J & 3], u[(J & 3) + 4], J < 4 ? 0x20 : 0x31);
+}
+
+// Keeps the first maximum: class `cls` (scores `col` of 8 pixels) replaces the best so far
+// where strictly greater.
+__attribute__((target("avx2"), always_inline)) inline void select8(__m256 col, int cls, __m256& best, __m256& idx) {
+    const __m256 gt = _mm256_cmp_ps(col, best, _CMP_GT_OQ);
+    best = _mm256_blendv_ps(best, col, gt);
+    idx = _mm256_blendv_ps(idx, _mm256_castsi256_ps(_mm256_set1_epi32(cls)), gt);
+}
+
+template <int First, int Count>
+__attribute__((target("avx2"), always_inline)) inline void select_columns(const __m256 (&u)[8], int base, __m256& best,
+                                                                         __m256& idx) {
+    if constexpr (First < Count) {
+        select8(column8<First>(u), base + First, best, idx);
+        select_columns<First + 1, Count>(u, base, best, idx);
+    }
+}
+
+// One chunk of `Classes` (<= 8) classes, at float offset 8k, of 8 pixels `stride` bytes apart.
+// `sum` adds up every score: NaN survives addition, so a block holds a NaN only if its sum is
+// NaN (inf - inf is NaN too: such a block just takes the exact scalar loop as well).
+template <int Classes>
+__attribute__((target("avx2"), always_inline)) inline void chunk8(const char* q, int64_t stride, int k, __m256& best,
+                                                                 __m256& idx, __m256& sum) {
+    if constexpr (Classes <= 4) {  // rows i and i + 4 share a register: one 4x4 transpose per 128-bit lane
+        __m256 r[4];
+        for (int i = 0; i < 4; ++i) {
+            const __m128 lo = _mm_loadu_ps(reinterpret_cast<const float*>(q + i * stride + 32 * k));
+            const __m128 hi = _mm_loadu_ps(reinterpret_cast<const float*>(q + (i + 4) * stride + 32 * k));
+            r[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+        }
+        sum = _mm256_add_ps(sum, _mm256_add_ps(_mm256_add_ps(r[0], r[1]), _mm256_add_ps(r[2], r[3])));
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 col[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                               _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+        int j = 0;
+        if (k == 0) best = col[0], j = 1;
+        for (; j < Classes; ++j) select8(col[j], 8 * k + j, best, idx);
+    } else {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(q + i * stride + 32 * k));
+        sum = _mm256_add_ps(sum, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), _mm256_add_ps(r[2], r[3])),
+                                               _mm256_add_ps(_mm256_add_ps(r[4], r[5]), _mm256_add_ps(r[6], r[7]))));
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u[8] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                             _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE),
+                             _mm256_shuffle_ps(t4, t6, 0x44), _mm256_shuffle_ps(t4, t6, 0xEE),
+                             _mm256_shuffle_ps(t5, t7, 0x44), _mm256_shuffle_ps(t5, t7, 0xEE)};
+        if (k == 0) {
+            best = column8<0>(u);
+            select_columns<1, Classes>(u, 0, best, idx);
+        } else {
+            select_columns<0, Classes>(u, 8 * k, best, idx);
+        }
+    }
+}
+
+// 8 pixels at a time over [0, nv) (chunks of 8 classes, the last one of Rem); returns where it
+// stopped.  A block whose scores hold a NaN goes to the scalar loop.
+template <int Rem>
+__attribute__((target("avx2"))) int argmaxf_blocks_avx2(const char* p, int64_t sx, int nv, int nch, uint8_t* out) {
+    const int64_t stride = sx * 4;
+    const int C = 8 * (nch - 1) + Rem;
+    int x = 0;
+    for (; x + 8 <= nv; x += 8) {
+        const char* q = p + x * stride;
+        __m256 best = _mm256_setzero_ps(), idx = _mm256_setzero_ps(), sum = _mm256_setzero_ps();
+        for (int k = 0; k < nch - 1; ++k) chunk8<8>(q, stride, k, best, idx, sum);
+        chunk8<Rem>(q, stride, nch - 1, best, idx, sum);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(sum, sum, _CMP_UNORD_Q))) {
+            for (int i = 0; i < 8; ++i) out[x + i] = argmax_one_f32(q + i * stride, C);
+            continue;
+        }
+        const __m256i id = _mm256_castps_si256(idx);
+        const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(id), _mm256_extracti128_si256(id, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + x), _mm_packus_epi16(w16, w16));
+    }
+    return x;
+}
+
 __attribute__((target("avx2"))) void argmaxf_avx2(const void* data, int64_t sx, int n, int C, int64_t avail,
                                                   uint8_t* out) {
     const char* p = static_cast<const char*>(data);
@@ -233,49 +322,15 @@ __attribute__((target("avx2"))) void argmaxf_avx2(const void* data, int64_t sx, 
         _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(rem - 1)));
     const int last_bits = (1 << rem) - 1;
     int x = 0;
-    // 8 pixels at a time: 8x8 transposes put one class of 8 pixels in each register, then a
-    // vertical compare-and-select keeps the first maximum.  Blocks holding a NaN go scalar.
-    for (; x + 8 <= nv; x += 8) {
-        const char* q = p + x * sx * 4;
-        const int64_t stride = sx * 4;
-        __m256 best = _mm256_setzero_ps(), idx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
-        for (int k = 0; k < nch; ++k) {
-            __m256 r[8];
-            for (int i = 0; i < 8; ++i) {
-                r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(q + i * stride + 32 * k));
-                nan = _mm256_or_ps(nan, _mm256_cmp_ps(r[i], r[i], _CMP_UNORD_Q));
-            }
-            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            const __m256 col[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
-            const int classes = k == nch - 1 ? rem : 8;
-            int j = 0;
-            if (k == 0) {
-                best = col[0];
-                j = 1;
-            }
-            for (; j < classes; ++j) {
-                const __m256 gt = _mm256_cmp_ps(col[j], best, _CMP_GT_OQ);
-                best = _mm256_blendv_ps(best, col[j], gt);
-                idx = _mm256_blendv_ps(idx, _mm256_castsi256_ps(_mm256_set1_epi32(8 * k + j)), gt);
-            }
-        }
-        if (_mm256_movemask_ps(nan)) {
-            for (int i = 0; i < 8; ++i) out[x + i] = argmax_one_f32(q + i * stride, C);
-            continue;
-        }
-        const __m256i id = _mm256_castps_si256(idx);
-        const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(id), _mm256_extracti128_si256(id, 1));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + x), _mm_packus_epi16(w16, w16));
+    switch (rem) {  // the classes of the last chunk, a constant inside each instantiation
+    case 1: x = argmaxf_blocks_avx2<1>(p, sx, nv, nch, out); break;
+    case 2: x = argmaxf_blocks_avx2<2>(p, sx, nv, nch, out); break;
+    case 3: x = argmaxf_blocks_avx2<3>(p, sx, nv, nch, out); break;
+    case 4: x = argmaxf_blocks_avx2<4>(p, sx, nv, nch, out); break;
+    case 5: x = argmaxf_blocks_avx2<5>(p, sx, nv, nch, out); break;
+    case 6: x = argmaxf_blocks_avx2<6>(p, sx, nv, nch, out); break;
+    case 7: x = argmaxf_blocks_avx2<7>(p, sx, nv, nch, out); break;
+    default: x = argmaxf_blocks_avx2<8>(p, sx, nv, nch, out); break;
     }
     for (; x < nv; ++x) {
         const char* q = p + x * sx * 4;

@@ -125,6 +125,20 @@ def test_nan_rule_at_every_level(rng, c):
     check_all_levels(logits)
 
 
+@pytest.mark.parametrize("c", [2, 3, 6, 11, 12, 17])
+def test_infinities_without_nan_at_every_level(rng, c):
+    """+inf and -inf but no NaN: the vector blocks sum their scores to find NaNs, and
+    inf + -inf is NaN there, so these blocks must still give np.argmax's answer (first +inf)."""
+    logits = rng.normal(0, 3, (4, 24, c)).astype(np.float32)
+    logits[0, :, 0] = np.inf
+    logits[0, :, -1] = -np.inf
+    logits[1, ::2, c // 2] = np.inf
+    logits[1, ::3, -1] = np.inf  # two +inf in one pixel: the first wins
+    logits[2] = -np.inf  # all -inf: class 0
+    logits[3, :, : c // 2] = np.finfo(np.float32).max  # sums overflow to +inf, never NaN
+    check_all_levels(logits)
+
+
 def test_ties_keep_the_first_class_at_every_level():
     for dtype in (np.uint8, np.int8, np.float32):
         logits = np.zeros((3, 40, 20), dtype)
