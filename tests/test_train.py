@@ -654,6 +654,57 @@ def test_stride2_model_starts_from_stride4_weights(tmp_path):
         init_from_weights(s2, tmp_path / "missing.weights.h5", 4)
 
 
+def test_input_size_sweep_leaves_out_residual_blocks_as_identity():
+    """scripts/input_size_sweep.py's block dropping: a model built without blocks 13 and 14
+    must equal the full model whose two blocks' residual branches are zeroed (their project
+    BN's gamma and beta set to 0, so each block adds nothing), at another input size too."""
+    import importlib.util
+
+    from mtkseg.train.loop import TrainConfig, model_from_config
+
+    spec = importlib.util.spec_from_file_location(
+        "input_size_sweep", Path(__file__).parents[1] / "scripts" / "input_size_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    __import__("keras").utils.set_random_seed(0)
+    cfg = TrainConfig(out="unused", num_classes=4, arch="lite0-fpn", channels=16, head_channels=8,
+                      input_size=(64, 96), pretrained=False)
+    trained = model_from_config(cfg, 4)
+    rng = np.random.default_rng(0)
+    for layer in trained.layers:  # non-trivial BN statistics, so a dropped block would show
+        if isinstance(layer, __import__("keras").layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
+                               rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 1.5, v.shape)])
+    for block in (13, 14):  # residual branches that change the logits clearly
+        bn = trained.get_layer(f"block{block}_project_bn")
+        g, b, m, v = bn.get_weights()
+        bn.set_weights([np.full_like(g, 4.0), np.full_like(b, 1.0), m, v])
+    x = rng.random((2, 96, 128, 3)).astype(np.float32)
+    dropped = sweep.build_variant(cfg, (96, 128), {13, 14}, trained)
+    assert not any(layer.name.startswith(("block13_", "block14_")) for layer in dropped.layers)
+    full = sweep.build_variant(cfg, (96, 128), set(), trained)
+    keras = __import__("keras")
+
+    def deepest(model):  # the encoder's last features (the logits barely see them at random init)
+        return keras.Model(model.inputs, model.get_layer("block15_project_bn").output).predict(x, verbose=0)
+
+    before = deepest(full)
+    for block in (13, 14):
+        bn = full.get_layer(f"block{block}_project_bn")
+        g, b, m, v = bn.get_weights()
+        bn.set_weights([np.zeros_like(g), np.zeros_like(b), m, v])
+    reference = deepest(full)
+    assert np.abs(reference - before).max() > 0.05  # the two blocks did matter (0.14 here)
+    np.testing.assert_allclose(deepest(dropped), reference, atol=1e-4)
+    np.testing.assert_allclose(dropped.predict(x, verbose=0), full.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(SystemExit, match="block 11 is not a residual"):
+        sweep.build_variant(cfg, (96, 128), {11}, trained)  # the stride-2 block of its stage
+    assert sweep.parse_spec("320x416:13,14") == ((320, 416), frozenset({13, 14}))
+    with pytest.raises(SystemExit, match="HxW"):
+        sweep.parse_spec("320:13")
+
+
 def test_prior_correction_shifts_logits_by_minus_alpha_log_w(tmp_path):
     from mtkseg.train.export import apply_prior_correction, prior_correction_offsets
     from mtkseg.train.models import lite_fpn
