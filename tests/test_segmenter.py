@@ -155,7 +155,7 @@ def test_bilinear_upsampling_matches_reference(name, frames):
     assert 0 < np.mean(got != near) < 0.2
 
 
-@pytest.mark.parametrize("name", ["float32", "int8_io", "class_index", "nchw_input", "float16"])
+@pytest.mark.parametrize("name", ["float32", "int8_io", "class_index", "nchw_input", "float16", "sigmoid"])
 @pytest.mark.parametrize("shape", [(80, 300), (300, 90)])
 def test_letterbox_is_undone(name, shape):
     rng = np.random.default_rng(3)
@@ -748,6 +748,501 @@ def test_result_overlay_legend_and_to_dict():
         assert doc["size"] == [120, 160] and doc["classes"] == list(res.class_names)
         assert set(doc["timings_ms"]) == {"pre", "infer", "post"} and doc["color"] == "bgr"
         assert abs(sum(doc["class_fractions"].values()) - 1) < 1e-6
+
+
+# ----------------------------------------------------------------------------- gaps found by mutation testing
+# (issue 16: mutants of segmenter.py that the tests above let through; each test below names
+# what a user would have seen go wrong)
+
+def test_default_model_path_prefers_the_installed_package_then_the_checkout(tmp_path, monkeypatch):
+    """default_model_path(): ``mtkseg/models/<name>`` beside the package, else ``models/<name>`` of
+    the source checkout two folders up, else None; laid out by hand in tmp_path."""
+    import mtkseg.segmenter as segmod
+
+    package = tmp_path / "checkout" / "python" / "mtkseg"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(segmod, "__file__", str(package / "segmenter.py"))
+    assert segmod.default_model_path() is None
+    checkout = tmp_path / "checkout" / "models" / segmod.DEFAULT_MODEL_NAME
+    checkout.parent.mkdir()
+    checkout.write_bytes(b"x")
+    assert segmod.default_model_path() == checkout
+    installed = package / "models" / segmod.DEFAULT_MODEL_NAME
+    installed.parent.mkdir()
+    installed.write_bytes(b"x")
+    assert segmod.default_model_path() == installed
+    (tmp_path / "models").mkdir()  # three folders up is not looked at
+    (tmp_path / "models" / segmod.DEFAULT_MODEL_NAME).write_bytes(b"x")
+    installed.unlink()
+    checkout.unlink()
+    assert segmod.default_model_path() is None
+
+
+def test_model_argument_default_bytes_and_missing_paths(monkeypatch, frames):
+    """``"default"`` and None open the bundled model (and say so in ``options.model``); bytes and
+    a path open exactly that model, and a missing path is an error, never the bundled model."""
+    from pathlib import Path
+
+    import mtkseg.segmenter as segmod
+    from mtkseg.errors import ModelNotFoundError
+
+    bundled = model_path("portrait")  # stands in for the bundled model: 96x48 input, 4 classes
+    monkeypatch.setattr(segmod, "default_model_path", lambda: Path(bundled))
+    for model in (None, "default"):
+        seg = mtkseg.Segmenter(model, delegate="cpu")
+        assert seg.options.model == bundled and seg.input_size == (96, 48), model
+    with open(model_path("float32"), "rb") as f:
+        seg = mtkseg.Segmenter(f.read(), delegate="cpu")
+    assert seg.input_size == (64, 96) and seg.num_classes == 5
+    assert agreement(seg.run(frames[0]).mask, Reference("float32").run(frames[0])) >= AGREE_FLOAT
+    with pytest.raises(ModelNotFoundError, match="no/such/model.tflite"):
+        mtkseg.Segmenter("/no/such/model.tflite", delegate="cpu")
+    with pytest.raises(InvalidTypeError, match="SegmenterOptions, got dict"):
+        mtkseg.Segmenter(options={"model": model_path("float32")})
+
+
+def test_prior_is_refused_for_models_without_a_mask_channel(frames):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", prior=0.0)  # 0 is the default: fine
+    message = r"^prior: this model has no mask input channel \(info.input_prior is False\)$"
+    for prior in (0.5, np.zeros((4, 4), np.float32)):
+        with pytest.raises(InvalidArgumentError, match=message):
+            mtkseg.Segmenter(model_path("float32"), delegate="cpu", prior=prior)
+        with pytest.raises(InvalidArgumentError, match=message):
+            seg.run(frames[0], prior=prior)
+        with pytest.raises(InvalidArgumentError, match=message):
+            seg.prepare(frames[0], prior=prior)
+
+
+def test_prior_feeds_the_mask_channel_of_rgb_mask_models():
+    """MediaPipe's hair model (RGB + previous mask, 512x512x4 float): channel 4 holds the prior
+    (a value, or a map resized like cv2.resize) and the mask is the bare interpreter's argmax on
+    an input built with OpenCV + numpy."""
+    path = require_shared(SHARED_DATA.parent / "models" / "external" / "terryky_hair_segmentation_hair_segmentation.tflite")
+    photo = require_shared(path.with_name("terryky_hair_segmentation_pakutaso.jpg"))
+    frame = cv2.resize(cv2.imread(str(photo)), (142, 107), interpolation=cv2.INTER_AREA)
+    fh, fw = frame.shape[:2]
+    ref = Reference(str(path))
+    rgb = cv2.cvtColor(cv2.resize(frame.astype(np.float32), (ref.w, ref.h)), cv2.COLOR_BGR2RGB) / 255.0
+    prior_map = np.tile(np.linspace(0.0, 1.0, fw, dtype=np.float32), (fh, 1))
+    with mtkseg.Segmenter(str(path), delegate="cpu", prior=0.75) as seg:
+        assert seg.info.input_prior
+        np.testing.assert_array_equal(seg.prepare(frame).tensor[0, :, :, 3], 0.75)  # the Segmenter's prior
+        for prior in (0.0, 1.0, prior_map):
+            plane = (np.full((ref.h, ref.w), prior, np.float32) if np.isscalar(prior)
+                     else cv2.resize(prior, (ref.w, ref.h), interpolation=cv2.INTER_LINEAR))
+            x = np.concatenate([rgb, plane[:, :, None]], -1)[None].astype(np.float32)
+            prepared = seg.prepare(frame, prior=prior)
+            assert np.abs(prepared.tensor - x).max() <= 1e-5
+            expected = ref.mask(ref.invoke(x), (fh, fw), (0, 0, ref.w, ref.h))
+            assert agreement(seg.run(frame, prior=prior).mask, expected) >= 0.999
+            assert agreement(seg.finish(prepared, seg.infer(prepared)).mask, expected) >= 0.999
+        # the prior really matters to this model (else the checks above could not tell)
+        assert np.mean(seg.run(frame, prior=0.0).mask != seg.run(frame, prior=1.0).mask) > 0.05
+
+
+def test_foreground_probability_is_one_minus_the_background_confidence(frames):
+    frame = frames[0]
+    fh, fw = frame.shape[:2]
+    ref = Reference("float32")
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    p0 = _softmax(ref.scores_hwc(ref.invoke(ref.model_input(frame)[0])))[:, :, 0]
+    expected = cv2.resize(np.ascontiguousarray(1.0 - p0), (fw, fh), interpolation=cv2.INTER_LINEAR)
+    fg = seg.foreground_probability(seg.run(frame))
+    assert fg.shape == (fh, fw) and fg.dtype == np.float32
+    assert np.abs(fg - expected).max() <= 5e-6
+    # class-index models: 1 where the mask is not class 0
+    cls = mtkseg.Segmenter(model_path("class_index"), delegate="cpu")
+    fg = cls.foreground_probability(cls.run(frame))
+    assert fg.dtype == np.float32
+    labels = Reference("class_index").run(frame, kind="class_index")
+    assert 0 < fg.mean() < 1 and agreement(fg, (labels != 0).astype(np.float32)) >= AGREE_FLOAT
+    with pytest.raises(InvalidTypeError, match="SegmentationResult, got ndarray"):
+        seg.foreground_probability(frame)
+
+
+def test_pil_images_of_other_modes_are_converted_to_rgb(tmp_path, frames):
+    """Palette ("P") and CMYK images are converted to RGB like ``image.convert("RGB")``; results
+    of PIL images say "rgb", of image files "bgr"."""
+    PIL = require_module("PIL.Image")
+    frame = frames[0]
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    ref = Reference("float32")
+    rgb = PIL.fromarray(np.ascontiguousarray(frame[:, :, ::-1]))
+    for image in (rgb.quantize(64), rgb.convert("CMYK")):
+        as_bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        result = seg.run(image)
+        assert result.color == "rgb" and result.mask.shape == frame.shape[:2], image.mode
+        assert agreement(result.mask, ref.run(as_bgr)) >= AGREE_FLOAT, image.mode
+    assert seg.run(rgb.convert("L")).color == "rgb"
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), frame)
+    assert seg.run(path).color == "bgr"
+
+
+def test_one_pixel_wide_and_tall_frames_are_segmented():
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    ref = Reference("float32")
+    rng = np.random.default_rng(5)
+    for shape in ((40, 1), (1, 40), (1, 1)):
+        frame = smooth_frame(rng, *shape)
+        mask = seg.run(frame).mask
+        assert mask.shape == shape and agreement(mask, ref.run(frame)) == 1.0, shape
+    for shape in ((20, 0, 3), (0, 20, 3)):
+        with pytest.raises(FrameError, match=r"^frame: empty image of shape"):
+            seg.run(np.zeros(shape, np.uint8))
+
+
+def test_frame_errors_say_what_is_wrong():
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    cases = [
+        (None, r"^frame is None \(cv2.imread and VideoCapture.read return None"),
+        (42, r"^frame: expected a uint8 numpy image, a PIL.Image or a path, got int$"),
+        (np.zeros((10, 10, 3), np.float32),
+         r"^frame: expected uint8 pixels, got float32 \(scale floats in \[0, 1\] with \(frame \* 255\)\.astype\(np\.uint8\)\)$"),
+        (np.zeros((10, 10, 3), np.int16), r"^frame: expected uint8 pixels, got int16$"),  # the hint is for floats only
+        (np.zeros((10, 10, 2), np.uint8), r"^frame: expected HxW, HxWx1, HxWx3 or HxWx4 uint8, got shape \(10, 10, 2\)$"),
+        ("/no/such/image.png", r"^frame: image file not found: /no/such/image.png$"),
+    ]
+    for frame, message in cases:
+        with pytest.raises(FrameError, match=message):
+            seg.run(frame)
+
+
+def _sidecar_copy(folder, name, doc, model="float32"):
+    """fixtures' ``model`` copied to ``folder/name.tflite`` with ``doc`` as its sidecar JSON."""
+    import json
+    import shutil
+
+    folder.mkdir(exist_ok=True)
+    shutil.copy(model_path(model), folder / f"{name}.tflite")
+    (folder / f"{name}.json").write_text(json.dumps({"format": "mtkseg-model/1", **doc}))
+    return str(folder / f"{name}.tflite")
+
+
+def test_sidecar_bgr_colour_order_reaches_the_model(tmp_path, frames):
+    """A sidecar saying ``"color_order": "bgr"``: the model gets the frame in BGR order (the
+    reference fed the channel-swapped frame), not RGB."""
+    unit = {"mean": [0, 0, 0], "std": [255, 255, 255]}
+    model = _sidecar_copy(tmp_path, "bgr", {"color_order": "bgr", "normalization": unit})
+    seg = mtkseg.Segmenter(model, delegate="cpu")
+    assert seg.info.color_order == "bgr"
+    for fit, frame in (("stretch", frames[0]), ("letterbox", smooth_frame(np.random.default_rng(3), 80, 300))):
+        seg = mtkseg.Segmenter(model, delegate="cpu", fit=fit)
+        expected = SwappedColourReference("float32").run(frame, fit=fit)
+        assert agreement(seg.run(frame).mask, expected) >= AGREE_FLOAT, fit
+
+
+def test_short_sidecar_palette_is_warned_about_once_naming_the_sidecar(tmp_path, caplog):
+    """A sidecar palette with fewer colours than the model's classes (5) is replaced by the
+    default palette with one warning per sidecar file; one colour per class is used as is."""
+    from mtkseg.palettes import default_palette
+
+    short = _sidecar_copy(tmp_path, "short", {"palette": [[1, 2, 3], [4, 5, 6]]})
+    five = [[10 * i, 20 + i, 200 - i] for i in range(5)]
+    exact = _sidecar_copy(tmp_path, "exact", {"palette": five})
+    with caplog.at_level(logging.WARNING, logger="mtkseg"):
+        seg = mtkseg.Segmenter(short, delegate="cpu")
+        mtkseg.Segmenter(short, delegate="cpu").close()
+        exact_seg = mtkseg.Segmenter(exact, delegate="cpu")
+    warned = [r.getMessage() for r in caplog.records if r.name == "mtkseg"]
+    assert warned == [
+        f"sidecar {tmp_path / 'short.json'}: \"palette\" lists 2 colours but the model outputs 5 classes, so the "
+        "default palette is used; list 5 [r, g, b] colours to use your own"
+    ], warned
+    np.testing.assert_array_equal(seg.palette, default_palette(5))
+    np.testing.assert_array_equal(exact_seg.palette, five)
+
+
+def test_score_filter_calling_its_segmenter_raises_reentrant_call_error(frames):
+    """The public contract of the deselected deadlock test above, without running the Segmenter
+    again afterwards (which mutmut's trampolines break): the call fails fast, typed and named."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
+    frame = frames[1]
+    outcome = []
+
+    def reentrant(scores, scale, zp):
+        seg.run(frame)
+        return scores
+
+    def call():
+        try:
+            seg.run(frame, score_filter=reentrant)
+            outcome.append("returned")
+        except Exception as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive(), "run() deadlocked when its score_filter called the same Segmenter"
+    assert len(outcome) == 1 and isinstance(outcome[0], ReentrantCallError), outcome
+    message = str(outcome[0])
+    for words in ("called the Segmenter", "do not call the Segmenter from inside score_filter",
+                  "use seg.replicate() for a second Segmenter"):
+        assert words in message, message
+
+
+def test_score_filter_on_binary_models_in_finish_and_in_run_batch(frames):
+    frame = frames[0]
+    ref = Reference("sigmoid")
+    seg = mtkseg.Segmenter(model_path("sigmoid"), delegate="cpu")
+    expected = ref.run(frame, kind="score")
+    seen = {}
+
+    def identity(scores, scale, zp):
+        seen.update(shape=scores.shape, dtype=scores.dtype)
+        return scores
+
+    assert agreement(seg.run(frame, score_filter=identity).mask, expected) >= AGREE_FLOAT
+    assert seen == {"shape": (64, 96, 1), "dtype": np.dtype(np.float32)}
+    inverted = seg.run(frame, score_filter=lambda s, a, b: 1.0 - s).mask
+    assert 0.05 < expected.mean() < 0.95 and agreement(inverted, 1 - expected) >= AGREE_FLOAT
+    # finish() and run_batch() apply the filter too
+    logits = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+
+    def favour_last(scores, scale, zp):
+        s = scores.astype(np.float32)
+        s[:, :, -1] += 1e6
+        return s
+
+    prepared = logits.prepare(frame)
+    assert np.all(logits.finish(prepared, logits.infer(prepared), score_filter=favour_last).mask == 4)
+    assert all(np.all(r.mask == 4) for r in logits.run_batch(frames, score_filter=favour_last))
+    with pytest.raises(InvalidTypeError, match=r"^frames: expected a list of frames, got ndarray"):
+        logits.run_batch(frame)
+    with pytest.raises(InvalidTypeError, match=r"^score_filter: expected a callable, got int$"):
+        logits.run(frame, score_filter=5)
+    with pytest.raises(InvalidTypeError, match=r"^score_filter: must return a numpy array, returned list$"):
+        logits.run(frame, score_filter=lambda s, a, b: [1])
+    with pytest.raises(InvalidTypeError, match=r"^score_filter: returned dtype int64; expected the output's float32"):
+        logits.run(frame, score_filter=lambda s, a, b: s.astype(np.int64))
+
+
+def test_score_filter_gets_the_output_quantisation_and_dequantised_scores_stay_calibrated(frames):
+    """int8 output (scale 0.061, zero point -6 read from a bare interpreter): the filter is told
+    both, and float32 scores it returns are used as dequantised (confidence = their softmax)."""
+    frame = frames[0]
+    ref = Reference("int8_io")
+    scale, zp = ref.out["quantization"]
+    assert zp != 0
+    seg = mtkseg.Segmenter(model_path("int8_io"), delegate="cpu")
+    seen = []
+
+    def dequantise(scores, s, z):
+        seen.append((s, z))
+        return (scores.astype(np.float32) - z) * s
+
+    result = seg.run(frame, score_filter=dequantise)
+    assert seen == [(pytest.approx(scale), zp)]
+    fh, fw = frame.shape[:2]
+    probs = _softmax(ref.scores_hwc(ref.invoke(ref.model_input(frame)[0])))
+    expected = cv2.resize(np.ascontiguousarray(probs[:, :, 1]), (fw, fh), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(result.confidence(1) - expected).mean() <= CONF_MEAN_ATOL_QUANT
+
+
+def test_finish_with_an_in_place_filter_keeps_each_results_scores(frames):
+    """finish() with a filter that updates its state array in place (an EMA): a result keeps
+    the scores it was made from after the next finish()."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    state = {}
+
+    def ema(scores, scale, zp):
+        if "s" not in state:
+            state["s"] = scores.astype(np.float32)
+        else:
+            state["s"] *= 0.5
+            state["s"] += 0.5 * scores
+        return state["s"]
+
+    p0, p1 = seg.prepare(frames[0]), seg.prepare(frames[0][::-1].copy())
+    r0 = seg.finish(p0, seg.infer(p0), score_filter=ema)
+    c0 = r0.confidence(1)
+    seg.finish(p1, seg.infer(p1), score_filter=ema)
+    np.testing.assert_array_equal(r0.confidence(1), c0)
+
+
+def test_letterboxed_confidence_covers_only_the_frame(frames):
+    """fit="letterbox": confidence() is the softmax of the band the frame was resized into,
+    resized back to the frame (the padding is not stretched into it)."""
+    frame = smooth_frame(np.random.default_rng(3), 80, 300)
+    fh, fw = frame.shape[:2]
+    ref = Reference("float32")
+    x, (x0, y0, nw, nh) = ref.model_input(frame, "letterbox")
+    assert nh < ref.h
+    band = _softmax(ref.scores_hwc(ref.invoke(x)))[y0:y0 + nh, x0:x0 + nw, 2]
+    expected = cv2.resize(np.ascontiguousarray(band), (fw, fh), interpolation=cv2.INTER_LINEAR)
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", fit="letterbox")
+    for result in (seg.run(frame), seg.finish(seg.prepare(frame), seg.infer(seg.prepare(frame)))):
+        assert np.abs(result.confidence(2) - expected).max() <= 1e-4
+
+
+def test_timings_are_the_milliseconds_of_each_step(frames):
+    import time
+
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    frame = frames[2]
+    t0 = time.perf_counter()
+    result = seg.run(frame)
+    wall_ms = (time.perf_counter() - t0) * 1e3
+    # each step takes far more than a microsecond and together less than the call
+    assert all(t > 1e-3 for t in result.timings.values()), result.timings
+    assert sum(result.timings.values()) <= wall_ms, (result.timings, wall_ms)
+    t0 = time.perf_counter()
+    prepared = seg.prepare(frame)
+    output = seg.infer(prepared)
+    result = seg.finish(prepared, output)
+    wall_ms = (time.perf_counter() - t0) * 1e3
+    assert result.timings["pre"] == prepared.pre_ms and result.timings["infer"] == output.infer_ms
+    assert all(t > 1e-3 for t in result.timings.values()), result.timings
+    assert sum(result.timings.values()) <= wall_ms, (result.timings, wall_ms)
+
+
+def test_replicas_are_opened_once_per_thread_count_and_closed_with_their_segmenter(monkeypatch):
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=2)
+    opened = []
+    replicate = seg.replicate
+    monkeypatch.setattr(seg, "replicate", lambda **kw: opened.append(kw) or replicate(**kw))
+    one = seg.replicas(2, 1)
+    assert len(one) == 2 and one[0] is not one[1] and len(opened) == 2
+    assert [r.num_threads for r in one] == [1, 1]
+    assert seg.replicas(1, 1) == one[:1] and seg.replicas(2, 1) == one and len(opened) == 2  # reused
+    two = seg.replicas(1, 2)
+    assert len(two) == 1 and two[0].num_threads == 2 and two[0] not in one and len(opened) == 3
+    assert len(seg.replicas(3, 1)) == 3 and len(opened) == 4
+    seg.close()
+    assert all(r.closed for r in one + two)
+
+
+def test_repr_names_the_model_its_input_and_state():
+    path = model_path("portrait")
+    seg = mtkseg.Segmenter(path, delegate="cpu")
+    assert repr(seg) == f"Segmenter({path!r}, input=96x48, classes=4, {seg.backend}, cpu)"
+    seg.close()
+    assert repr(seg) == f"Segmenter({path!r}, input=96x48, classes=4, closed)"
+    with open(path, "rb") as f:
+        assert repr(mtkseg.Segmenter(f.read(), delegate="cpu")).startswith("Segmenter('<bytes>', input=96x48,")
+
+
+def test_delegate_and_accelerator_options_reach_the_runtime():
+    from mtkseg.errors import DelegateError, UnsupportedModelError
+
+    with pytest.raises(DelegateError, match="/no/such/libdelegate.so"):
+        mtkseg.Segmenter(model_path("float32"), delegate="/no/such/libdelegate.so")
+    if not mtkseg.runtime.get_backend().has_compiled_model:
+        pytest.skip(f"{mtkseg.runtime.get_backend()} has no CompiledModel API")
+    compiled = mtkseg.Segmenter(model_path("float32"), accelerator="cpu")
+    assert compiled.backend.endswith("(CompiledModel)") and compiled.copies_per_frame > 0
+    assert mtkseg.Segmenter(model_path("float32"), delegate="cpu").copies_per_frame == 0
+    # a resizable input is kept off the CompiledModel (LiteRT 2.3 corrupts its heap)
+    with pytest.raises(UnsupportedModelError, match="resizable"):
+        mtkseg.Segmenter(model_path("dynamic_shape"), accelerator="cpu", input_size=(48, 80))
+
+
+def test_stale_declared_output_shape_is_read_from_the_allocated_tensors(frames):
+    """An ARG_MAX output declared [1, h, w, 5] in the file (what TF1-era converters left) but
+    allocated [1, h, w]: the Segmenter describes what the interpreter allocated and its masks
+    are the bare interpreter's class map."""
+    flatbuffers = require_module("flatbuffers")
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = open(model_path("class_index"), "rb").read()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    sub = model.subgraphs[0]
+    tensor = sub.tensors[sub.outputs[0]]
+    _, h, w = tensor.shape
+    tensor.shape, tensor.shapeSignature = [1, h, w, 5], None
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    seg = mtkseg.Segmenter(bytes(builder.Output()), delegate="cpu")
+    assert seg.info.output_shape == (1, h, w) and seg.info.output_kind == "class_index"
+    expected = Reference("class_index").run(frames[0], kind="class_index")
+    np.testing.assert_array_equal(seg.run(frames[0]).mask, expected)
+
+
+def test_flattened_multi_class_scores_are_unflattened(frames):
+    """float32's model with a RESHAPE to [1, h*w*C] appended (as some exporters leave it): the
+    masks and confidences are those of the unflattened model through the reference pipeline."""
+    flatbuffers = require_module("flatbuffers")
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(open(model_path("float32"), "rb").read(), 0))
+    sub = model.subgraphs[0]
+    scores = sub.outputs[0]
+    _, h, w, c = sub.tensors[scores].shape
+    shape_buffer = schema.BufferT()
+    shape_buffer.data = list(np.array([1, h * w * c], np.int32).tobytes())
+    model.buffers += [shape_buffer, schema.BufferT()]
+    for shape, dtype, name in (([2], schema.TensorType.INT32, b"flat_shape"), ([1, h * w * c], schema.TensorType.FLOAT32, b"flat")):
+        tensor = schema.TensorT()
+        tensor.shape, tensor.type, tensor.name = shape, dtype, name
+        tensor.buffer = len(model.buffers) - (2 if name == b"flat_shape" else 1)
+        sub.tensors.append(tensor)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.RESHAPE
+    code.version = 1
+    model.operatorCodes.append(code)
+    op = schema.OperatorT()
+    op.opcodeIndex = len(model.operatorCodes) - 1
+    op.inputs, op.outputs = [scores, len(sub.tensors) - 2], [len(sub.tensors) - 1]
+    op.builtinOptionsType = schema.BuiltinOptions.ReshapeOptions
+    op.builtinOptions = schema.ReshapeOptionsT()
+    op.builtinOptions.newShape = [1, h * w * c]
+    sub.operators.append(op)
+    sub.outputs = [len(sub.tensors) - 1]
+    for signature in model.signatureDefs or []:
+        signature.outputs[0].tensorIndex = len(sub.tensors) - 1
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    seg = mtkseg.Segmenter(bytes(builder.Output()), delegate="cpu")
+    assert seg.info.output_flattened and seg.info.output_size == (h, w) and seg.num_classes == c
+    ref = Reference("float32")
+    for frame in frames:
+        fh, fw = frame.shape[:2]
+        result = seg.run(frame)
+        assert agreement(result.mask, ref.run(frame)) >= AGREE_FLOAT
+        p1 = _softmax(ref.scores_hwc(ref.invoke(ref.model_input(frame)[0])))[:, :, 1]
+        expected = cv2.resize(np.ascontiguousarray(p1), (fw, fh), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(result.confidence(1) - expected).max() <= 5e-6
+
+
+EXTERNAL = SHARED_DATA.parent / "models" / "external"
+
+
+def test_flattened_output_and_its_map_size_override():
+    """[1, 128*128] sigmoid scores (anil's MU-Net): unflattened to 128x128 (or the
+    ``output_map_size`` given) and thresholded like the bare interpreter's output reshaped."""
+    path = require_shared(EXTERNAL / "anil_bilinear_fin_munet_dynrange_flat.tflite")
+    frame = cv2.resize(cv2.imread(str(require_shared(EXTERNAL / "anil_sample_kid8.jpg"))), (150, 90))
+    ref = Reference(str(path))
+    assert tuple(ref.out["shape"]) == (1, 128 * 128)
+    for map_size in (None, (64, 256)):
+        seg = mtkseg.Segmenter(str(path), delegate="cpu", output_map_size=map_size)
+        oh, ow = map_size or (128, 128)
+        assert seg.info.output_flattened and seg.info.output_size == (oh, ow)
+        prepared = seg.prepare(frame)
+        prob = ref.invoke(prepared.tensor).reshape(oh, ow)
+        expected = cv2.resize((prob > 0.5).astype(np.uint8), (150, 90), interpolation=cv2.INTER_NEAREST)
+        assert 0.02 < expected.mean() < 0.98
+        np.testing.assert_array_equal(seg.finish(prepared, seg.infer(prepared)).mask, expected)
+        np.testing.assert_array_equal(seg.run(frame).mask, expected)
+
+
+def test_output_option_picks_the_named_output():
+    """MediaPipe's pose model has five outputs; ``output="Identity_3"`` (a 64x64x39 map) is used
+    instead of the default segmentation head: the mask is the argmax of that tensor as the bare
+    interpreter computes it."""
+    path = require_shared(EXTERNAL / "mediapipe_pose_landmark_lite_v0.8.6_with_seg_head.tflite")
+    frame = smooth_frame(np.random.default_rng(4), 120, 100)
+    seg = mtkseg.Segmenter(str(path), output="Identity_3")
+    assert seg.info.output_index == 3 and seg.num_classes == 39
+    ref = Reference(str(path))
+    prepared = seg.prepare(frame)
+    ref.it.set_tensor(ref.inp["index"], prepared.tensor)
+    ref.it.invoke()
+    (detail,) = [d for d in ref.it.get_output_details() if d["name"] == "Identity_3"]
+    scores = ref.it.get_tensor(detail["index"])[0]
+    expected = cv2.resize(np.argmax(scores, -1).astype(np.uint8), (100, 120), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(seg.run(frame).mask, expected)
 
 
 # ----------------------------------------------------------------------------- SegmentationResult alone
