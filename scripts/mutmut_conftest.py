@@ -2,13 +2,13 @@
 mutmut's ``also_copy`` to build/mutmut/mutants/, where pytest runs).
 
 An editable install of mtkseg reaches the working tree two ways: a meta-path finder that
-runs before sys.path, and python/ appended to sys.path by its .pth file.  ``mutmut run`` puts
-its mutated copy (mutants/src) first on sys.path, but the finder wins over it, and mutmut
-commands that run pytest without that set-up (``print-time-estimates``) would import the
-working tree instead.  So, before any test imports mtkseg: the finder is removed, sys.path
-entries holding another mtkseg are dropped, mutants/src is put first if it is not on sys.path
-already, any mtkseg module imported from elsewhere is dropped, and ``mtkseg`` must then resolve
-to the mutated copy (an error otherwise, never a quiet run against unmutated code).
+runs before sys.path, and python/ appended to sys.path by its .pth file; a regular install
+sits in site-packages.  ``mutmut run`` puts its mutated copy (mutants/src) first on sys.path,
+but the finder wins over it, and mutmut commands that run pytest without that set-up
+(``print-time-estimates``) would import the working tree instead.  So, before any test imports
+mtkseg: the finder is removed, mutants/src is moved to the front of sys.path, any mtkseg module
+imported from elsewhere is dropped, and ``mtkseg`` must then resolve to the mutated copy (an
+error otherwise, never a quiet run against unmutated code).
 
 Only modules from outside the mutated copy are dropped, never the mutated copy itself: mutmut
 calls ``pytest.main`` several times in one process (stats, clean run, forced fail, then once
@@ -34,10 +34,9 @@ def _from_mutated_copy(module: object) -> bool:
 
 
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "ScikitBuildRedirectingFinder"]
-sys.path[:] = [p for p in sys.path
-               if Path(p or ".").resolve() == _MUTATED_SRC or not (Path(p or ".") / "mtkseg" / "__init__.py").is_file()]
-if not any(Path(p or ".").resolve() == _MUTATED_SRC for p in sys.path):
-    sys.path.insert(0, str(_MUTATED_SRC))
+# mutants/src goes first; entries holding another mtkseg stay (a regular install lives in
+# site-packages beside numpy and the rest), the import just never reaches them.
+sys.path[:] = [str(_MUTATED_SRC)] + [p for p in sys.path if Path(p or ".").resolve() != _MUTATED_SRC]
 for _name in [n for n, m in list(sys.modules.items())
               if (n == "mtkseg" or n.startswith("mtkseg.")) and not _from_mutated_copy(m)]:
     del sys.modules[_name]
