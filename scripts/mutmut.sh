@@ -48,11 +48,13 @@ PY
 esac
 mkdir -p "$work/src"
 rm -rf "$work/src/mtkseg" "$work/tests"
-cp -r python/mtkseg "$work/src/mtkseg"
+# -p keeps the modification times: mutmut regenerates (and forgets the results of) every module
+# whose source is newer than its mutants, so a plain copy would reset all of them on each call.
+cp -rp python/mtkseg "$work/src/mtkseg"
 find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 core=$(cd /tmp && python -c "import mtkseg._core as c; print(c.__file__)")
 cp "$core" "$work/src/mtkseg/"
-cp -r tests "$work/tests"
+cp -rp tests "$work/tests"
 find "$work/tests" -name __pycache__ -prune -exec rm -rf {} +
 cp pyproject.toml "$work/pyproject.toml"
 cp scripts/mutmut_conftest.py "$work/conftest.py"
