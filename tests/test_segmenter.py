@@ -750,6 +750,19 @@ def test_result_overlay_legend_and_to_dict():
         assert abs(sum(doc["class_fractions"].values()) - 1) < 1e-6
 
 
+def test_prepare_infer_finish_overlays_the_frame_given_to_prepare():
+    """The split API keeps the frame for ``result.overlay()``: a numpy blend of that frame with
+    the palette colours of the mask (measured error 0.5: the kernel rounds the blend)."""
+    frame = smooth_frame(np.random.default_rng(5), 120, 160)
+    with mtkseg.Segmenter(model_path("metadata"), delegate="cpu") as seg:
+        prepared = seg.prepare(frame)
+        res = seg.finish(prepared, seg.infer(prepared))
+    assert res.color == "bgr" and len(np.unique(res.mask)) > 1
+    colours = np.asarray(res.palette, np.uint8)[res.mask][..., ::-1]  # palette is RGB
+    expected = 0.5 * frame.astype(np.float64) + 0.5 * colours
+    assert np.abs(res.overlay(alpha=0.5).astype(np.float64) - expected).max() <= 0.5
+
+
 # ----------------------------------------------------------------------------- gaps found by mutation testing
 # (issue 16: mutants of segmenter.py that the tests above let through; each test below names
 # what a user would have seen go wrong)
