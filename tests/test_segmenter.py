@@ -454,10 +454,9 @@ def test_score_filter_state_is_snapshotted(frames):
     np.testing.assert_array_equal(r1.confidence(1), c1)
 
 
-def test_score_filter_calling_back_into_the_segmenter_raises_instead_of_deadlocking(frames):
-    """A score_filter that calls its own Segmenter used to wait forever on the Segmenter's lock."""
-    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
-    frame = frames[1]
+def _run_with_reentrant_score_filter(seg, frame, timeout: float) -> Exception:
+    """``seg.run(frame)`` with a score_filter that calls ``seg.run`` again, on a daemon thread
+    (a deadlock fails the test instead of hanging it); the ReentrantCallError it raised."""
     outcome = []
 
     def reentrant(scores, scale, zp):
@@ -473,10 +472,18 @@ def test_score_filter_calling_back_into_the_segmenter_raises_instead_of_deadlock
 
     t = threading.Thread(target=call, daemon=True)
     t.start()
-    t.join(timeout=30)
+    t.join(timeout=timeout)
     assert not t.is_alive(), "run() deadlocked when its score_filter called the same Segmenter"
     assert len(outcome) == 1 and isinstance(outcome[0], ReentrantCallError), outcome
-    assert "score_filter" in str(outcome[0]) and "do not call the Segmenter" in str(outcome[0])
+    return outcome[0]
+
+
+def test_score_filter_calling_back_into_the_segmenter_raises_instead_of_deadlocking(frames):
+    """A score_filter that calls its own Segmenter used to wait forever on the Segmenter's lock."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
+    frame = frames[1]
+    error = _run_with_reentrant_score_filter(seg, frame, timeout=30)
+    assert "score_filter" in str(error) and "do not call the Segmenter" in str(error)
     # The Segmenter is still usable afterwards, also through finish().
     assert seg.run(frame).shape == frame.shape[:2]
     prepared = seg.prepare(frame)
@@ -970,26 +977,7 @@ def test_score_filter_calling_its_segmenter_raises_reentrant_call_error(frames):
     """The public contract of the deselected deadlock test above, without running the Segmenter
     again afterwards (which mutmut's trampolines break): the call fails fast, typed and named."""
     seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu", num_threads=1)
-    frame = frames[1]
-    outcome = []
-
-    def reentrant(scores, scale, zp):
-        seg.run(frame)
-        return scores
-
-    def call():
-        try:
-            seg.run(frame, score_filter=reentrant)
-            outcome.append("returned")
-        except Exception as exc:
-            outcome.append(exc)
-
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
-    t.join(timeout=20)
-    assert not t.is_alive(), "run() deadlocked when its score_filter called the same Segmenter"
-    assert len(outcome) == 1 and isinstance(outcome[0], ReentrantCallError), outcome
-    message = str(outcome[0])
+    message = str(_run_with_reentrant_score_filter(seg, frames[1], timeout=20))
     for words in ("called the Segmenter", "do not call the Segmenter from inside score_filter",
                   "use seg.replicate() for a second Segmenter"):
         assert words in message, message
