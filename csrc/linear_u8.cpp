@@ -163,6 +163,135 @@ __attribute__((target("avx2"))) void vertical_avx2(const int16_t* top, const int
     vertical_scalar(top, bot, wy, i, n, offset, int8_out, out);
 }
 
+
+// AVX-512 (F, BW, VL, VBMI, VNNI): the horizontal pass as one byte permute per 16 output values.
+#define MTKSEG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")))
+
+// Group g's 16 output values as int32 (h - 2^15, before the pack).  kWide: a 128-byte window
+// (two registers, vpermt2b) rather than 64 (one, vpermb).  Windows that pass the row's last
+// byte are loaded masked (masked loads never fault); the others plainly, which is faster.
+template <bool kWide>
+MTKSEG_AVX512 inline __m512i group_values(const uint8_t* row, std::ptrdiff_t base, std::ptrdiff_t row_bytes,
+                                          const uint8_t* index, const int16_t* weights) {
+    const __mmask64 low_bytes = 0x5555555555555555ull;  // each int16's low byte; the high ones are 0
+    const __m512i idx = _mm512_loadu_si512(index);
+    __m512i pairs;
+    if (base + (kWide ? 128 : 64) <= row_bytes) {
+        const __m512i lo = _mm512_loadu_si512(row + base);
+        pairs = kWide ? _mm512_maskz_permutex2var_epi8(low_bytes, lo, idx, _mm512_loadu_si512(row + base + 64))
+                      : _mm512_maskz_permutexvar_epi8(low_bytes, idx, lo);
+    } else {
+        const std::ptrdiff_t avail = row_bytes - base;  // >= 1
+        const __m512i lo = _mm512_maskz_loadu_epi8(avail >= 64 ? ~0ull : (1ull << avail) - 1, row + base);
+        __m512i hi = _mm512_setzero_si512();
+        if (kWide && avail > 64) hi = _mm512_maskz_loadu_epi8((1ull << (avail - 64)) - 1, row + base + 64);
+        pairs = kWide ? _mm512_maskz_permutex2var_epi8(low_bytes, lo, idx, hi)
+                      : _mm512_maskz_permutexvar_epi8(low_bytes, idx, lo);
+    }
+    return _mm512_srai_epi32(_mm512_dpwssd_epi32(_mm512_set1_epi32(kRowBias), pairs, _mm512_loadu_si512(weights)), kRowShift);
+}
+
+// Two groups (32 values) per step: one int16 pack and one 64-byte store (vpmovdw's store form
+// is slow on Zen 4).  The tables are read through locals: vector stores may alias anything.
+template <bool kWide>
+MTKSEG_AVX512 void horizontal_avx512(const uint8_t* row, const Columns& c, int16_t* out) {
+    const int n = 3 * static_cast<int>(c.off0.size()), groups = static_cast<int>(c.group_base.size());
+    const std::ptrdiff_t* base = c.group_base.data();
+    const uint8_t* index = c.group_index.data();
+    const int16_t* weights = c.weights.data();
+    const std::ptrdiff_t row_bytes = c.row_bytes;
+    // The pack interleaves the 128-bit lanes' halves (a.l0, b.l0, a.l1, ...): put them back.
+    const __m512i order = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);
+    for (int g = 0; g < groups; g += 2) {
+        const __m512i a = group_values<kWide>(row, base[g], row_bytes, index + 64 * g, weights + 32 * g);
+        const __m512i b = g + 1 < groups
+                              ? group_values<kWide>(row, base[g + 1], row_bytes, index + 64 * (g + 1), weights + 32 * (g + 1))
+                              : _mm512_setzero_si512();
+        const __m512i v = _mm512_permutexvar_epi64(order, _mm512_packs_epi32(a, b));
+        const int left = n - 16 * g;
+        if (left >= 32)
+            _mm512_storeu_si512(out + 16 * g, v);
+        else
+            _mm512_mask_storeu_epi16(out + 16 * g, (1u << left) - 1, v);
+    }
+}
+
+// Both passes of one output row (the AVX-512 level's loop for rows that share no source row
+// with the previous one): the horizontal values of top and bot stay in registers and go
+// straight into the vertical blend, and each group's index and weights are loaded once for
+// both rows.  The same integers as horizontal_avx512 + vertical_avx512.
+template <bool kWide>
+MTKSEG_AVX512 void row_avx512(const uint8_t* top, const uint8_t* bot, int wy, const Columns& c, int offset,
+                              bool int8_out, uint8_t* out) {
+    const int n = 3 * static_cast<int>(c.off0.size()), groups = static_cast<int>(c.group_base.size());
+    const std::ptrdiff_t* base = c.group_base.data();
+    const uint8_t* index = c.group_index.data();
+    const int16_t* weights = c.weights.data();
+    const std::ptrdiff_t row_bytes = c.row_bytes;
+    const __m512i wv = _mm512_set1_epi32(weight_pair(wy)), bias = _mm512_set1_epi32(kOutBias);
+    const __m512i off = _mm512_set1_epi16(static_cast<int16_t>(offset));
+    // After the int16 packs (groups g, g+1 | g+2, g+3) and the byte pack, 128-bit lane k holds
+    // values 4k..4k+3 of each of the four groups in turn: byte 16k + 4q + r is value 4k + r of
+    // group q.  This byte permute puts the 64 values back in order.
+    alignas(64) static const struct Order {
+        uint8_t b[64];
+        Order() {
+            for (int q = 0; q < 4; ++q)
+                for (int j = 0; j < 16; ++j) b[16 * q + j] = static_cast<uint8_t>(16 * (j / 4) + 4 * q + j % 4);
+        }
+    } order_table;
+    const __m512i order = _mm512_load_si512(order_table.b);
+    const __m512i zero = _mm512_setzero_si512();
+    for (int g = 0; g < groups; g += 4) {
+        __m512i blended[2];
+        for (int h = 0; h < 2; ++h) {
+            __m512i t[2] = {zero, zero}, b[2] = {zero, zero};
+            for (int k = 0; k < 2; ++k) {
+                const int q = g + 2 * h + k;
+                if (q >= groups) break;
+                t[k] = group_values<kWide>(top, base[q], row_bytes, index + 64 * q, weights + 32 * q);
+                b[k] = group_values<kWide>(bot, base[q], row_bytes, index + 64 * q, weights + 32 * q);
+            }
+            const __m512i tv = _mm512_packs_epi32(t[0], t[1]), bv = _mm512_packs_epi32(b[0], b[1]);
+            const __m512i lo = _mm512_dpwssd_epi32(bias, _mm512_unpacklo_epi16(tv, bv), wv);
+            const __m512i hi = _mm512_dpwssd_epi32(bias, _mm512_unpackhi_epi16(tv, bv), wv);
+            blended[h] = _mm512_add_epi16(
+                _mm512_packs_epi32(_mm512_srai_epi32(lo, kOutShift), _mm512_srai_epi32(hi, kOutShift)), off);
+        }
+        const __m512i q = int8_out ? _mm512_packs_epi16(blended[0], blended[1]) : _mm512_packus_epi16(blended[0], blended[1]);
+        const __m512i v = _mm512_permutexvar_epi8(order, q);
+        const int left = n - 16 * g;
+        if (left >= 64)
+            _mm512_storeu_si512(out + 16 * g, v);
+        else
+            _mm512_mask_storeu_epi8(out + 16 * g, (1ull << left) - 1, v);
+    }
+}
+
+MTKSEG_AVX512 inline __m512i blend32(__m512i t, __m512i b, __m512i w, __m512i bias, __m512i offset) {
+    const __m512i lo = _mm512_madd_epi16(_mm512_unpacklo_epi16(t, b), w);
+    const __m512i hi = _mm512_madd_epi16(_mm512_unpackhi_epi16(t, b), w);
+    const __m512i v = _mm512_packs_epi32(_mm512_srai_epi32(_mm512_add_epi32(lo, bias), kOutShift),
+                                         _mm512_srai_epi32(_mm512_add_epi32(hi, bias), kOutShift));
+    return _mm512_add_epi16(v, offset);
+}
+
+MTKSEG_AVX512 void vertical_avx512(const int16_t* top, const int16_t* bot, int wy, int n, int offset, bool int8_out,
+                                   uint8_t* out) {
+    const __m512i w = _mm512_set1_epi32(weight_pair(wy)), bias = _mm512_set1_epi32(kOutBias);
+    const __m512i off = _mm512_set1_epi16(static_cast<int16_t>(offset));
+    // The byte pack interleaves the 128-bit lanes' halves (v0.l0, v1.l0, v0.l1, ...): put them back.
+    const __m512i order = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i v0 = blend32(_mm512_loadu_si512(top + i), _mm512_loadu_si512(bot + i), w, bias, off);
+        const __m512i v1 = blend32(_mm512_loadu_si512(top + i + 32), _mm512_loadu_si512(bot + i + 32), w, bias, off);
+        const __m512i q = int8_out ? _mm512_packs_epi16(v0, v1) : _mm512_packus_epi16(v0, v1);
+        _mm512_storeu_si512(out + i, _mm512_permutexvar_epi64(order, q));
+    }
+    vertical_avx2(top + i, bot + i, wy, n - i, offset, int8_out, out + i);
+}
+
 #endif  // MTKSEG_X86
 
 // ---- aarch64 ---------------------------------------------------------------------------
@@ -234,6 +363,45 @@ void make_shuffles(Columns& c) {
     }
 }
 
+// Fills c.group_base / group_index / row_bytes for horizontal_avx512, and pads c.weights to
+// whole groups (zero weights) so that its vector loads stay inside.
+void make_groups(Columns& c) {
+    constexpr int kGroup = 16, kWindow = 128;
+    const int n = 3 * static_cast<int>(c.off0.size()), groups = (n + kGroup - 1) / kGroup;
+    c.weights.resize(2 * kGroup * static_cast<size_t>(groups), 0);
+    const auto source = [&](int j, bool second) {  // byte offset of value j's tap p0 or p1
+        const size_t x = static_cast<size_t>(j / 3);
+        return (second ? c.off1[x] : c.off0[x]) + c.ch[j % 3];
+    };
+    std::ptrdiff_t last = source(0, false);
+    for (int j = 0; j < n; ++j) last = std::max({last, source(j, false), source(j, true)});
+    c.row_bytes = last + 1;
+    c.group_window = 0;
+    c.group_base.assign(static_cast<size_t>(groups), 0);
+    c.group_index.assign(64 * static_cast<size_t>(groups), 0);
+    for (int g = 0; g < groups; ++g) {
+        const int from = kGroup * g, to = std::min(n, from + kGroup);
+        std::ptrdiff_t lo = source(from, false), hi = lo;
+        for (int j = from; j < to; ++j)
+            for (bool second : {false, true}) {
+                lo = std::min(lo, source(j, second));
+                hi = std::max(hi, source(j, second));
+            }
+        if (hi - lo >= kWindow) {  // too steep a downscale for one window: no groups at all
+            c.group_base.clear();
+            c.group_index.clear();
+            return;
+        }
+        c.group_window = std::max(c.group_window, static_cast<int>(hi - lo + 1));
+        c.group_base[static_cast<size_t>(g)] = lo;
+        for (int j = from; j < to; ++j) {
+            uint8_t* pair = &c.group_index[64 * static_cast<size_t>(g) + 4 * static_cast<size_t>(j - from)];
+            pair[0] = static_cast<uint8_t>(source(j, false) - lo);
+            pair[2] = static_cast<uint8_t>(source(j, true) - lo);
+        }
+    }
+}
+
 }  // namespace
 
 int16_t weight(float w) { return static_cast<int16_t>(std::lround(w * kOne)); }
@@ -262,12 +430,23 @@ Columns make_columns(int src_w, int dst_w, std::ptrdiff_t pixel_stride, const st
         if (vector) c.vector_columns = x + 1;
     }
     if (packed) make_shuffles(c);
+    make_groups(c);
     return c;
 }
 
 void horizontal(const uint8_t* row, const Columns& c, int16_t* out) {
     switch (simd::level()) {
 #if MTKSEG_X86
+        case simd::AVX512:
+            if (!c.group_base.empty()) {
+                if (c.group_window > 64)
+                    horizontal_avx512<true>(row, c, out);
+                else
+                    horizontal_avx512<false>(row, c, out);
+                return;
+            }
+            horizontal_avx2(row, c, out);  // a downscale too steep for the 128-byte windows
+            return;
         case simd::AVX2: horizontal_avx2(row, c, out); return;
         case simd::SSE41: horizontal_sse41(row, c, out); return;
 #elif MTKSEG_NEON
@@ -277,9 +456,24 @@ void horizontal(const uint8_t* row, const Columns& c, int16_t* out) {
     }
 }
 
+bool row(const uint8_t* top, const uint8_t* bot, int wy, const Columns& c, int offset, bool int8_out, uint8_t* out) {
+#if MTKSEG_X86
+    if (simd::level() == simd::AVX512 && !c.group_base.empty()) {
+        if (c.group_window > 64)
+            row_avx512<true>(top, bot, wy, c, offset, int8_out, out);
+        else
+            row_avx512<false>(top, bot, wy, c, offset, int8_out, out);
+        return true;
+    }
+#endif
+    (void)top, (void)bot, (void)wy, (void)c, (void)offset, (void)int8_out, (void)out;
+    return false;
+}
+
 void vertical(const int16_t* top, const int16_t* bot, int wy, int n, int offset, bool int8_out, uint8_t* out) {
     switch (simd::level()) {
 #if MTKSEG_X86
+        case simd::AVX512: vertical_avx512(top, bot, wy, n, offset, int8_out, out); return;
         case simd::AVX2: vertical_avx2(top, bot, wy, n, offset, int8_out, out); return;
         case simd::SSE41: vertical_sse41(top, bot, wy, n, offset, int8_out, out); return;
 #elif MTKSEG_NEON

@@ -168,13 +168,17 @@ const float* half_table() {
 
 static std::atomic<int> g_threads{0};
 
-int num_threads() {
-    int n = g_threads.load();
-    if (n <= 0) {
-        n = static_cast<int>(std::thread::hardware_concurrency());
-        n = std::max(1, std::min(n, 64));
-    }
+// The machine's logical cores, read once: glibc's hardware_concurrency() opens and reads
+// /sys/devices/system/cpu/online on every call (three syscalls, several microseconds, which
+// every kernel call paid before).
+int hardware_threads() {
+    static const int n = std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), 64));
     return n;
+}
+
+int num_threads() {
+    const int n = g_threads.load();
+    return n > 0 ? n : hardware_threads();
 }
 
 void set_num_threads(int n) {

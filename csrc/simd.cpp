@@ -493,6 +493,10 @@ void argmaxf_neon(const void* data, int64_t sx, int n, int C, int64_t avail, uin
 int best_level() {
 #if MTKSEG_X86
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
+        __builtin_cpu_supports("avx512vnni"))
+        return AVX512;
     if (__builtin_cpu_supports("avx2")) return AVX2;
     if (__builtin_cpu_supports("sse4.1")) return SSE41;
     return Scalar;
@@ -506,7 +510,7 @@ int best_level() {
 bool is_supported(int l) {
     if (l == Scalar) return true;
 #if MTKSEG_X86
-    return (l == SSE41 || l == AVX2) && l <= best_level();
+    return (l == SSE41 || l == AVX2 || l == AVX512) && l <= best_level();
 #elif MTKSEG_NEON
     return l == NEON;
 #else
@@ -528,6 +532,7 @@ const char* level_name(int level) {
     switch (level) {
         case SSE41: return "sse4.1";
         case AVX2: return "avx2";
+        case AVX512: return "avx512";
         case NEON: return "neon";
         default: return "scalar";
     }
@@ -566,6 +571,7 @@ std::string set_level(const std::string& name) {
 void argmax_u8(const uint8_t* p, int64_t sx, int n, int C, int64_t avail, uint8_t* out) {
     switch (level()) {
 #if MTKSEG_X86
+        case AVX512:  // no AVX-512 version: the AVX2 one
         case AVX2: argmax8_avx2(p, sx, n, C, 0xFF, avail, out); return;
         case SSE41: argmax8_sse41(p, sx, n, C, 0xFF, avail, out); return;
 #elif MTKSEG_NEON
@@ -579,6 +585,7 @@ void argmax_u8(const uint8_t* p, int64_t sx, int n, int C, int64_t avail, uint8_
 void argmax_i8(const int8_t* p, int64_t sx, int n, int C, int64_t avail, uint8_t* out) {
     switch (level()) {
 #if MTKSEG_X86
+        case AVX512:  // no AVX-512 version: the AVX2 one
         case AVX2: argmax8_avx2(reinterpret_cast<const uint8_t*>(p), sx, n, C, 0x7F, avail, out); return;
         case SSE41: argmax8_sse41(reinterpret_cast<const uint8_t*>(p), sx, n, C, 0x7F, avail, out); return;
 #elif MTKSEG_NEON
@@ -592,6 +599,7 @@ void argmax_i8(const int8_t* p, int64_t sx, int n, int C, int64_t avail, uint8_t
 void argmax_f32(const void* p, int64_t sx, int n, int C, int64_t avail, uint8_t* out) {
     switch (level()) {
 #if MTKSEG_X86
+        case AVX512:  // no AVX-512 version: the AVX2 one
         case AVX2: argmaxf_avx2(p, sx, n, C, avail, out); return;
         case SSE41: argmaxf_sse41(p, sx, n, C, avail, out); return;
 #elif MTKSEG_NEON
@@ -606,6 +614,7 @@ void confusion_codes(const uint8_t* gt, const uint8_t* pred, int n, int C, int i
                      uint8_t* out) {
     switch (level()) {
 #if MTKSEG_X86
+        case AVX512:  // no AVX-512 version: the AVX2 one
         case AVX2: codes_avx2(gt, pred, n, C, ignore, skip, bad, out); return;
         case SSE41: codes_sse41(gt, pred, n, C, ignore, skip, bad, out); return;
 #endif

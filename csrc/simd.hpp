@@ -9,12 +9,14 @@
 namespace mtkseg {
 namespace simd {
 
-enum Level { Scalar = 0, SSE41 = 1, AVX2 = 2, NEON = 3 };
+// AVX512 means AVX-512 F, BW, VL, VBMI and VNNI (Ice Lake, Zen 4 and later); kernels without an
+// AVX-512 version run their AVX2 one at that level.
+enum Level { Scalar = 0, SSE41 = 1, AVX2 = 2, AVX512 = 3, NEON = 4 };
 
 const char* level_name(int level);
 // Levels this CPU can run, scalar first.
 std::vector<std::string> supported_levels();
-// The level kernels use: the best supported one, or MTKSEG_SIMD (scalar|sse4.1|avx2|neon)
+// The level kernels use: the best supported one, or MTKSEG_SIMD (scalar|sse4.1|avx2|avx512|neon)
 // read on first use and capped to what the CPU supports.
 int level();
 // Test-only: force a level by name ("auto" = best); throws ArgumentError if unsupported.

@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -114,6 +115,21 @@ def _frame_format(frame: np.ndarray, color: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _preprocess_options(color: str, model_color: str, layout: str, interpolation: str, fit: str) -> tuple:
+    """preprocess()'s string options, validated, as (colour lower-cased, native model colour,
+    native layout, is NCHW, letterbox flag, native interpolation or None for "auto")."""
+    color = color.lower() if isinstance(color, str) else color
+    if color not in ("bgr", "rgb"):
+        raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
+    tensor_layout = _choice(layout, _LAYOUTS, "layout")
+    dst_color = _choice(model_color, {"rgb": _PF.RGB, "bgr": _PF.BGR}, "model_color")
+    fit_code = _choice(fit, {"stretch": 0, "letterbox": 1}, "fit")
+    method = _choice(interpolation, {"auto": None, "linear": _core.Interpolation.LINEAR,
+                                     "area": _core.Interpolation.AREA}, "interpolation")
+    return color, dst_color, tensor_layout, tensor_layout == _core.Layout.NCHW, fit_code, method
+
+
 def preprocess(
     frame: np.ndarray,
     out: np.ndarray,
@@ -163,17 +179,14 @@ def preprocess(
     _require_array(out, "out")
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
+    # Cached for per-frame calls (strings only: anything else is validated, and refused, uncached).
+    strings = type(color) is str and type(model_color) is str and type(layout) is str and \
+        type(interpolation) is str and type(fit) is str
+    resolve = _preprocess_options if strings else _preprocess_options.__wrapped__
+    color, dst_color, tensor_layout, nchw, fit_code, method = resolve(color, model_color, layout, interpolation, fit)
     src_format = _SRC_FORMATS[_frame_format(frame, color)]
-    tensor_layout = _choice(layout, _LAYOUTS, "layout")
-    nchw = tensor_layout == _core.Layout.NCHW
     channels = (out.shape[-3] if nchw else out.shape[-1]) if out.ndim in (3, 4) else 0
-    if channels == 1:
-        dst_format = _DST_FORMATS["gray"]
-    else:
-        dst_format = _choice(model_color, {"rgb": _PF.RGB, "bgr": _PF.BGR}, "model_color")
-    fit_code = _choice(fit, {"stretch": 0, "letterbox": 1}, "fit")
-    method = _choice(interpolation, {"auto": None, "linear": _core.Interpolation.LINEAR,
-                                     "area": _core.Interpolation.AREA}, "interpolation")
+    dst_format = _DST_FORMATS["gray"] if channels == 1 else dst_color
     if method is None:
         h = (out.shape[-2] if nchw else out.shape[-3]) if out.ndim in (3, 4) else 0
         w = (out.shape[-1] if nchw else out.shape[-2]) if out.ndim in (3, 4) else 0
@@ -185,7 +198,7 @@ def preprocess(
             w = min(w, max(1, int(math.floor(frame.shape[1] * s + 0.5))))
         area = h > 0 and w > 0 and frame.shape[0] >= 2 * h and frame.shape[1] >= 2 * w
         method = _core.Interpolation.AREA if area else _core.Interpolation.LINEAR
-    quantised = out.dtype in (np.int8, np.uint8)
+    quantised = out.dtype.char in "bB"  # int8, uint8
     if quantised and (scale is None or zero_point is None):
         raise InvalidArgumentError(f"scale/zero_point: required for a quantised {out.dtype} input tensor")
     x0, y0, rw, rh = _core.preprocess(
