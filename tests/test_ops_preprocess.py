@@ -266,7 +266,10 @@ def test_rejects_bad_quantisation(kwargs, match):
     ({"std": (255.0, 0.0, 255.0)}, "std"), ({"mean": (1.0, float("inf"), 0.0)}, "mean"),
     ({"pad_value": float("nan"), "fit": "letterbox"}, "pad_value"), ({"std": float("-inf")}, "std"),
     ({"color": "yuv"}, "color"), ({"fit": "crop"}, "fit"), ({"interpolation": "cubic"}, "interpolation"),
-    ({"layout": "hwcn"}, "layout"),
+    ({"layout": "hwcn"}, "layout"), ({"model_color": "yuv"}, "model_color"),
+    # not strings: refused like bad names (the option cache takes strings only; a list is unhashable)
+    ({"color": 3}, "color"), ({"interpolation": None}, "interpolation"), ({"layout": ["nhwc"]}, "layout"),
+    ({"fit": b"stretch"}, "fit"),
 ])
 def test_rejects_bad_options(kwargs, match):
     frame, out = frame_and_out()
