@@ -234,6 +234,17 @@ def preprocess_at_levels(frame, out_shape, dtype, **kwargs):
     return results
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_fixed_point_strided_frame_at_every_level(rng, dtype):
+    """A 720p BGRA frame's BGR view (pixel stride 4): the AVX-512 level's windows take any
+    pixel stride; the lower levels' 8-byte windows need packed pixels (scalar loops here)."""
+    bgra = rng.integers(0, 256, (720, 1280, 4), dtype=np.uint8)
+    got = preprocess_at_levels(bgra[:, :, :3], (288, 384, 3), dtype)
+    expected = preprocess_at_levels(np.ascontiguousarray(bgra[:, :, :3]), (288, 384, 3), dtype)["scalar"]
+    for name in LEVELS:
+        np.testing.assert_array_equal(got[name], expected, err_msg=f"level {name}")
+
+
 @settings(max_examples=150, deadline=None)
 @given(sh=st.integers(1, 70), sw=st.integers(1, 70), dh=st.integers(1, 70), dw=st.integers(1, 70),
        dtype=st.sampled_from([np.uint8, np.int8]), color=st.sampled_from(["bgr", "rgb"]),
@@ -261,10 +272,11 @@ def test_fixed_point_preprocess_is_bit_exact_at_every_level(sh, sw, dh, dw, dtyp
 
 # The AVX-512 level gathers each 16 values' taps from one window: 64 bytes for 1280 -> 384
 # columns (vpermb), 128 for 1920 -> 384 (vpermt2b), and 4000 -> 300 needs more (the AVX2 loop at
-# that level).  Rows: 720 -> 288 and 720 -> 480 take its fused row loop, 720 -> 600 the row cache.
+# that level).  Rows: 720 -> 288 and 720 -> 480 take its fused row loop, 720 -> 600 the row cache;
+# 320 -> 640 columns put the most columns past the vector loops of the lower levels.
 @pytest.mark.parametrize("src,dst", [((720, 1280), (288, 384)), ((720, 1280), (192, 320)), ((720, 1280), (1000, 900)),
                                      ((1080, 1920), (288, 384)), ((720, 4000), (288, 300)), ((720, 1280), (480, 384)),
-                                     ((720, 1280), (600, 384)),
+                                     ((720, 1280), (600, 384)), ((720, 320), (288, 640)),
                                      ((37, 1001), (5, 2003)), ((1, 9), (3, 17)), ((9, 1), (17, 3)), ((2, 2), (1, 1))])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_fixed_point_frame_sizes_and_threads_at_every_level(rng, src, dst, dtype):
