@@ -216,10 +216,11 @@ MTKSEG_AVX512 void horizontal_avx512(const uint8_t* row, const Columns& c, int16
     }
 }
 
-// Both passes of one output row (the AVX-512 level's loop for rows that share no source row
-// with the previous one): the horizontal values of top and bot stay in registers and go
-// straight into the vertical blend, and each group's index and weights are loaded once for
-// both rows.  The same integers as horizontal_avx512 + vertical_avx512.
+// Both passes of one output row (the AVX-512 level's loop for vertical downscales, see
+// preprocess.cpp): the horizontal values of top and bot stay in registers and go straight
+// into the vertical blend, with no int16 rows stored and reloaded in between.  The same
+// integers as horizontal_avx512 + vertical_avx512 (VNNI's vpdpwssd adds without saturating,
+// like madd + add).
 template <bool kWide>
 MTKSEG_AVX512 void row_avx512(const uint8_t* top, const uint8_t* bot, int wy, const Columns& c, int offset,
                               bool int8_out, uint8_t* out) {
