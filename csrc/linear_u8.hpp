@@ -33,6 +33,10 @@ struct Columns {
     // B: 2-3), into their 12 (p0, p1) pairs as int16, in output order, 4 pairs per register:
     // register 0 = shuffle(A, 0), 1 = shuffle(A, 1) | shuffle(B, 2), 2 = shuffle(B, 3).
     alignas(16) uint8_t shuffle[4][16];
+    // The AVX2 loop's weights: 8 columns per 256-bit step, columns 0-3 in the low lanes and 4-7
+    // in the high ones, so each step's three registers are (k = 0, 1, 2) the 8 int16 of
+    // register k of columns 0-3, then of columns 4-7 (48 per step, vector_columns / 8 steps).
+    std::vector<int16_t> weights_avx2;
     // AVX-512 (VBMI): output values 16g..16g+15 read their 32 source bytes from one 128-byte
     // window at byte group_base[g] of the row with one byte permute (vpermt2b), any pixel and
     // channel strides.  Empty when some group's bytes span more than 128 (downscales beyond ~8x).
