@@ -434,10 +434,8 @@ def test_score_filter(frames):
         mtkseg.Segmenter(model_path("class_index"), delegate="cpu").run(frame, score_filter=lambda s, a, b: s)
 
 
-def test_score_filter_state_is_snapshotted(frames):
-    """An EMA-like filter returning its own state, mutated next frame: earlier results keep
-    their own scores."""
-    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+def _in_place_ema():
+    """An EMA score filter that returns its own state array and updates it in place next frame."""
     state = {}
 
     def ema(scores, scale, zp):
@@ -448,6 +446,14 @@ def test_score_filter_state_is_snapshotted(frames):
             state["s"] += 0.5 * scores
         return state["s"]
 
+    return ema
+
+
+def test_score_filter_state_is_snapshotted(frames):
+    """An EMA-like filter returning its own state, mutated next frame: earlier results keep
+    their own scores."""
+    seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
+    ema = _in_place_ema()
     r1 = seg.run(frames[0], score_filter=ema)
     c1 = r1.confidence(1)
     seg.run(frames[0][::-1].copy(), score_filter=ema)
@@ -1045,16 +1051,7 @@ def test_finish_with_an_in_place_filter_keeps_each_results_scores(frames):
     """finish() with a filter that updates its state array in place (an EMA): a result keeps
     the scores it was made from after the next finish()."""
     seg = mtkseg.Segmenter(model_path("float32"), delegate="cpu")
-    state = {}
-
-    def ema(scores, scale, zp):
-        if "s" not in state:
-            state["s"] = scores.astype(np.float32)
-        else:
-            state["s"] *= 0.5
-            state["s"] += 0.5 * scores
-        return state["s"]
-
+    ema = _in_place_ema()
     p0, p1 = seg.prepare(frames[0]), seg.prepare(frames[0][::-1].copy())
     r0 = seg.finish(p0, seg.infer(p0), score_filter=ema)
     c0 = r0.confidence(1)

@@ -100,10 +100,8 @@ _size = check_size
 
 
 def _frame_format(frame: np.ndarray, color: str) -> str:
-    """Pixel format of a frame given the caller's colour order for 3-channel images."""
-    color = color.lower()
-    if color not in ("bgr", "rgb"):
-        raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
+    """Pixel format of a frame given the caller's colour order ("bgr" or "rgb", validated) for
+    3-channel images."""
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return "gray"
     if frame.ndim == 3 and frame.shape[2] == 3:
@@ -119,9 +117,7 @@ def _frame_format(frame: np.ndarray, color: str) -> str:
 def _preprocess_options(color: str, model_color: str, layout: str, interpolation: str, fit: str) -> tuple:
     """preprocess()'s string options, validated, as (colour lower-cased, native model colour,
     native layout, is NCHW, letterbox flag, native interpolation or None for "auto")."""
-    color = color.lower() if isinstance(color, str) else color
-    if color not in ("bgr", "rgb"):
-        raise InvalidArgumentError(f"color: expected 'bgr' or 'rgb', got {color!r}")
+    color = _choice(color, ("bgr", "rgb"), "color")
     tensor_layout = _choice(layout, _LAYOUTS, "layout")
     dst_color = _choice(model_color, {"rgb": _PF.RGB, "bgr": _PF.BGR}, "model_color")
     fit_code = _choice(fit, {"stretch": 0, "letterbox": 1}, "fit")
